@@ -1,0 +1,119 @@
+"""The ARQ worker: ``arq worker_settings.WorkerSettings``.
+
+The one module that knows both sides: it reads the service settings, takes the job types and cron
+jobs from the registry, and puts what job functions need into ARQ's ``ctx`` at start.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from jobs import keys, registry
+from jobs.base import TIMEOUT_BACKSTOP_S
+from jobs.codec import deserialize, serialize
+from jobs.config import JobsConfig, SmtpConfig, WebhookConfig
+from jobs.connection import bound_waits, redis_settings_from_url
+from jobs.cpu import CpuPool
+from jobs.engine import EngineConfig, adopt
+from jobs.limits import effective_limits
+from service.config import Settings, get_settings
+
+
+def jobs_config(settings: Settings) -> JobsConfig:
+    """The part of the settings job functions see."""
+    return JobsConfig(
+        smtp=SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            user=settings.smtp_user,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            tls=settings.smtp_tls,
+            sender=settings.smtp_from,
+            timeout_s=settings.smtp_timeout_s,
+        ),
+        webhook=WebhookConfig(signing_key=settings.webhook_signing_key, timeout_s=settings.webhook_timeout_s),
+        storage_dir=settings.effective_storage_dir,
+        allow_private_addresses=settings.outbound_private_allowed,
+        result_retention_s=settings.result_retention_s,
+        default_timeout_s=settings.job_timeout_s,
+        redis_endpoints=redis_endpoints(settings.effective_redis_url),
+    )
+
+
+def redis_endpoints(url: str) -> tuple[tuple[str, int], ...]:
+    """The TCP endpoint of the Redis server (none for a unix socket)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        return ()
+    return ((parts.hostname, parts.port or 6379),)
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    job_types = registry.job_types(diagnostics=settings.diagnostics)
+    limits = effective_limits({name: jt.limit for name, jt in job_types.items()}, settings.limit_overrides)
+    return EngineConfig(
+        lease_s=settings.worker_lease_s,
+        heartbeat_s=settings.worker_heartbeat_s,
+        queues=settings.served_queues,
+        dead_letter_retention_s=settings.dead_letter_retention_s,
+        idle_wait_s=settings.worker_poll_delay_s,
+        limits={name: limit.script_config() for name, limit in limits.items()},
+        schedules=registry.schedules(),
+        job_types=job_types,
+        default_timeout_s=settings.job_timeout_s,
+        result_retention_s=settings.result_retention_s,
+        queued_expiry_ms=settings.queued_job_expiry_s * 1000,
+    )
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Open what jobs share for the worker's lifetime: config, one HTTP client, a process pool."""
+    settings: Settings = ctx["settings"]
+    config = jobs_config(settings)
+    config.storage_dir.mkdir(parents=True, exist_ok=True)
+    ctx["config"] = config
+    worker = adopt(ctx, engine_config(settings))
+    await bound_waits(worker.pool)
+    # trust_env=False: a proxy from the environment would bypass the outbound address checks
+    ctx["http"] = httpx.AsyncClient(
+        follow_redirects=False, trust_env=False, timeout=settings.webhook_timeout_s
+    )
+    ctx["process_pool"] = CpuPool(max_workers=settings.image_workers)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["http"].aclose()
+    await ctx["process_pool"].close()
+
+
+_settings = get_settings()
+_job_types = registry.job_types(diagnostics=_settings.diagnostics)
+
+
+class WorkerSettings:
+    """Read by ``arq``; every attribute is a keyword of ``arq.worker.Worker`` (a test checks)."""
+
+    functions = [jt.arq_function() for jt in _job_types.values()]
+    cron_jobs = registry.cron_jobs(_job_types)
+    redis_settings = redis_settings_from_url(_settings.effective_redis_url)
+    #: ARQ's own queue key of the first queue served (ARQ's health record and burst mode read it)
+    queue_name = keys.arq_queue(_settings.served_queues[0][0])
+    timezone = UTC
+    job_serializer = serialize
+    job_deserializer = deserialize
+    on_startup = startup
+    on_shutdown = shutdown
+    max_jobs = _settings.worker_max_jobs
+    poll_delay = _settings.worker_poll_delay_s
+    job_timeout = _settings.job_timeout_s + TIMEOUT_BACKSTOP_S
+    keep_result = _settings.result_retention_s
+    expires_extra_ms = _settings.queued_job_expiry_s * 1000
+    health_check_interval = _settings.worker_heartbeat_s
+    job_completion_wait = _settings.worker_shutdown_grace_s
+    allow_abort_jobs = True
+    log_results = False
+    ctx = {"settings": _settings}
