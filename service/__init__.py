@@ -1,0 +1,1 @@
+"""The jobsvc API service: a FastAPI app in front of ARQ."""

@@ -1,0 +1,196 @@
+"""The service's errors, each answered once, as ``application/problem+json`` (RFC 9457).
+
+    ServiceError                 a problem with a status, a title and a detail
+    ├── JobNotFound              404  no job with this id (or not yours)
+    ├── UnknownJobType           404  no job type with this name
+    ├── DeadLetterNotFound       404  no dead letter with this id
+    ├── IdempotencyConflict      409  the Idempotency-Key was used with another body
+    ├── JobAlreadyFinished       409  the job ended before it could be cancelled
+    ├── JobNotRetryable          409  the job cannot run again (not failed or cancelled, already retried)
+    ├── PayloadTooLarge          413  the body is over the configured limit
+    ├── InvalidRequest           400  a parameter that is not well-formed (e.g. a cursor)
+    └── ServiceUnavailable       503  Redis does not answer, or no worker is alive
+
+FastAPI's validation errors become 422 with an ``errors`` list (400 for a body that is not JSON);
+Starlette's HTTP errors keep their status; anything else is a 500 that never shows a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("jobsvc.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ServiceError(Exception):
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal server error"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+
+class JobNotFound(ServiceError):
+    status, slug, title = 404, "job-not-found", "Job not found"
+
+
+class UnknownJobType(ServiceError):
+    status, slug, title = 404, "unknown-job-type", "Unknown job type"
+
+
+class DeadLetterNotFound(ServiceError):
+    status, slug, title = 404, "dead-letter-not-found", "Dead letter not found"
+
+
+class IdempotencyConflict(ServiceError):
+    status, slug, title = 409, "idempotency-conflict", "Idempotency-Key reused with a different request"
+
+
+class JobAlreadyFinished(ServiceError):
+    status, slug, title = 409, "job-finished", "Job already finished"
+
+
+class JobNotRetryable(ServiceError):
+    status, slug, title = 409, "job-not-retryable", "Job cannot be run again"
+
+
+class DependencyFailed(ServiceError):
+    status, slug, title = 409, "dependency-failed", "A job it depends on failed or was cancelled"
+
+
+class Unauthorized(ServiceError):
+    status, slug, title = 401, "unauthorized", "Missing or invalid API key"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="jobsvc"'})
+
+
+class Forbidden(ServiceError):
+    status, slug, title = 403, "forbidden", "The API key lacks a scope"
+
+    def __init__(self, detail: str, *, scope: str) -> None:
+        challenge = f'Bearer realm="jobsvc", error="insufficient_scope", scope="{scope}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class KeyNotFound(ServiceError):
+    status, slug, title = 404, "key-not-found", "API key not found"
+
+
+class QuotaExceeded(ServiceError):
+    status, slug, title = 429, "quota-exceeded", "Quota exceeded"
+
+
+class PayloadTooLarge(ServiceError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class InvalidRequest(ServiceError):
+    status, slug, title = 400, "invalid-request", "Invalid request"
+
+
+class ServiceUnavailable(ServiceError):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}" if slug else "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        errors.append(
+            {
+                "pointer": "/" + "/".join(loc[1:] if loc[:1] == ["body"] else loc),
+                "location": loc[0] if loc else "body",
+                "message": error.get("msg", "invalid"),
+                "code": error.get("type", "invalid"),
+            }
+        )
+    return errors
+
+
+async def _on_service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return problem(exc.status, exc.title, exc.detail, slug=exc.slug, headers=exc.headers)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
+    if any(e["code"] == "json_invalid" for e in errors):
+        return problem(400, "Malformed JSON", "The request body is not valid JSON.", slug="malformed-json")
+    return problem(
+        422,
+        "Validation failed",
+        f"{len(errors)} field(s) failed validation.",
+        slug="validation",
+        errors=errors,
+    )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+    return problem(exc.status_code, title, str(exc.detail), headers=getattr(exc, "headers", None))
+
+
+async def _on_redis_down(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("redis unavailable: %s", type(exc).__name__)
+    return problem(
+        503,
+        ServiceUnavailable.title,
+        "The job store does not answer; try again shortly.",
+        slug=ServiceUnavailable.slug,
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(
+        500,
+        "Internal server error",
+        "The server failed to answer; the error was logged.",
+        slug="internal-error",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _on_service_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(RedisConnectionError, _on_redis_down)
+    app.add_exception_handler(RedisTimeoutError, _on_redis_down)
+    app.add_exception_handler(Exception, _on_unexpected)
