@@ -1,0 +1,81 @@
+"""How long ``POST /v1/jobs:batch`` of 1,000 jobs takes, end to end through the app, against a real server.
+
+    .venv/bin/python -m bench.batch [--size 1000] [--runs 10] [--redis-url URL]
+
+The app runs in-process (its real lifespan, over ASGI) against an embedded Valkey in a temporary directory
+unless ``--redis-url`` names a server (which it then flushes). Each run submits one batch of ``diag.noop``
+jobs and times the answer; the jobs are deleted between runs so every batch meets an empty server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
+
+from jobs import keys
+from service.app import create_app
+from service.config import Settings
+from service.embedded import EmbeddedRedis
+
+ADMIN_KEY = "bench-batch-admin-key-" + "k" * 32
+
+
+async def measure(redis_url: str, size: int, runs: int) -> list[float]:
+    settings = Settings(
+        redis_url=redis_url,
+        diagnostics=True,
+        admin_api_key=SecretStr(ADMIN_KEY),
+        tenant_submits_per_s=10_000_000,
+        tenant_max_open_jobs=100_000_000,
+    )
+    app = create_app(settings)
+    body = {"jobs": [{"type": "diag.noop", "params": {}}] * size}
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    seconds: list[float] = []
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://bench", headers=headers, timeout=60
+        ) as http,
+    ):
+        await app.state.arq.flushdb()
+        for _ in range(runs + 1):  # the first run warms up and is not counted
+            started = time.perf_counter()
+            response = await http.post("/v1/jobs:batch", json=body)
+            elapsed = time.perf_counter() - started
+            if response.status_code != 202:
+                raise SystemExit(f"the batch was refused: {response.status_code} {response.text}")
+            seconds.append(elapsed)
+            await http.delete(f"/v1/admin/tenants/{keys.DEFAULT_TENANT}/jobs")
+    return seconds[1:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--redis-url")
+    args = parser.parse_args(argv)
+    if args.redis_url:
+        seconds = asyncio.run(measure(args.redis_url, args.size, args.runs))
+    else:
+        with tempfile.TemporaryDirectory() as scratch, EmbeddedRedis(Path(scratch)) as server:
+            seconds = asyncio.run(measure(server.url, args.size, args.runs))
+    ms = sorted(s * 1000 for s in seconds)
+    print(
+        f"batch of {args.size}: median {statistics.median(ms):.0f} ms, fastest {ms[0]:.0f} ms, "
+        f"slowest {ms[-1]:.0f} ms over {len(ms)} runs ({args.size / statistics.median(seconds):,.0f} jobs/s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
