@@ -1,0 +1,92 @@
+"""Small steps tests share: submitting and reading jobs over the API, and moving time forward."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from arq import ArqRedis
+from asgi_lifespan import LifespanManager
+
+from jobs import keys
+
+
+async def submit(
+    http: httpx.AsyncClient, job_type: str, params: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """POST a job; assert it was accepted with its Location; return the job."""
+    response = await http.post("/v1/jobs", json={"type": job_type, "params": params, **extra})
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == f"/v1/jobs/{response.json()['id']}"
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def read_job(http: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    response = await http.get(f"/v1/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def wait_for_status(
+    http: httpx.AsyncClient, job_id: str, status: str, timeout_s: float = 10
+) -> dict[str, Any]:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            job = await read_job(http, job_id)
+            if job["status"] == status:
+                return job
+            await asyncio.sleep(0.02)
+
+
+async def make_due(redis: ArqRedis, job_id: str, queue: str = "default") -> None:
+    """Pull a deferred retry forward, so the test need not sleep through the backoff."""
+    now_ms = int(time.time() * 1000)
+    assert await redis.zadd(keys.arq_queue(queue), {job_id: now_ms}, xx=True, ch=True) == 1
+    deferred_score = await redis.zscore(keys.deferred(queue), job_id)
+    assert deferred_score is not None, "the job is not deferred"
+    await redis.zadd(keys.deferred(queue), {job_id: now_ms * 10 + int(deferred_score) % 10})
+
+
+def assert_problem(response: httpx.Response, status: int, where: str = "") -> dict[str, Any]:
+    """The response is a problem+json with ``status``, a title and a detail, and no stack trace."""
+    assert response.status_code == status, f"{where} {response.status_code} {response.text}"
+    assert response.headers["content-type"] == "application/problem+json", where
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status, where
+    assert problem["title"], where
+    assert isinstance(problem["detail"], str), where
+    assert "Traceback" not in response.text, where
+    return problem
+
+
+async def dead_letter_ids(http: httpx.AsyncClient, **filters: Any) -> list[str]:
+    response = await http.get("/v1/dead-letters", params={"limit": 500, **filters})
+    assert response.status_code == 200, response.text
+    return [letter["id"] for letter in response.json()["dead_letters"]]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (until someone binds it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client to ``app`` running through its real lifespan (the pool opened and closed)."""
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        settings = app.state.settings
+        headers = {}
+        if settings.admin_api_key is not None:
+            headers["Authorization"] = f"Bearer {settings.admin_api_key.get_secret_value()}"
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://jobsvc.test", headers=headers
+        ) as http:
+            yield http

@@ -1,0 +1,42 @@
+"""The benchmark suite, quick and for jobsvc only: every section runs and yields positive figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_suite_measures_every_section_for_jobsvc(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.suite", "--quick", "--only", "jobsvc", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    jobsvc = json.loads(out.read_text())["systems"]["jobsvc"]
+    figures = {
+        "idle pickup p50": jobsvc["pickup"]["idle_ms"]["p50"],
+        "pickup under load p50": jobsvc["pickup"]["load_ms"]["p50"],
+        "noop drain": jobsvc["drain"]["noop_1w"]["jobs_per_s"],
+        "sleep drain": jobsvc["drain"]["sleep_1w"]["jobs_per_s"],
+        "REST single": next(iter(jobsvc["rest"]["single"].values()))["jobs_per_s"],
+        "REST batch": next(iter(jobsvc["rest"]["batch"].values()))["jobs_per_s"],
+        "commands per queued job": jobsvc["commands"]["commands_per_queued_job"],
+        "bytes per queued job": jobsvc["commands"]["bytes_per_queued_job"],
+        "commands per finished job": jobsvc["commands"]["commands_per_finished_job"],
+        "idle commands per second": jobsvc["idle"]["commands_per_s"],
+    }
+    assert all(value > 0 for value in figures.values()), figures
+    assert "Drain throughput" in run.stdout, run.stdout

@@ -1,0 +1,88 @@
+"""Settings: nothing required in development; unsafe values refused at start in production."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from pydantic_settings.exceptions import SettingsError
+
+from service.config import DEV_WEBHOOK_SECRET, Settings
+
+SECRET = "s" * 40
+
+
+def test_development_needs_no_setting() -> None:
+    settings = Settings()
+    assert settings.is_development
+    assert settings.outbound_private_allowed
+    assert settings.webhook_signing_key == DEV_WEBHOOK_SECRET.encode()
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBSVC_REDIS_URL", "redis://cache:6380/2")
+    monkeypatch.setenv("JOBSVC_SMTP_TLS", "starttls")
+    monkeypatch.setenv("JOBSVC_DIAGNOSTICS", "true")
+    settings = Settings()
+    assert settings.effective_redis_url == "redis://cache:6380/2"
+    assert settings.smtp_tls == "starttls"
+    assert settings.diagnostics
+
+
+def test_a_safe_production_configuration_starts() -> None:
+    settings = Settings(environment="production", redis_url="rediss://redis:6379/0", webhook_secret=SECRET)
+    assert not settings.outbound_private_allowed
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        ({"redis_url": None}, "JOBSVC_REDIS_URL"),
+        ({"webhook_secret": None}, "JOBSVC_WEBHOOK_SECRET"),
+        ({"webhook_secret": "short"}, "JOBSVC_WEBHOOK_SECRET"),
+        ({"webhook_secret": DEV_WEBHOOK_SECRET}, "JOBSVC_WEBHOOK_SECRET"),
+        ({"smtp_password": "hunter2", "smtp_tls": "none"}, "JOBSVC_SMTP_TLS"),
+    ],
+)
+def test_unsafe_production_values_are_refused_at_start(overrides: dict[str, object], complaint: str) -> None:
+    values: dict[str, object] = {
+        "environment": "production",
+        "redis_url": "redis://redis:6379/0",
+        "webhook_secret": SECRET,
+        **overrides,
+    }
+    with pytest.raises(ValidationError, match=complaint):
+        Settings(**values)  # type: ignore[arg-type]
+
+
+def test_secrets_do_not_show_in_the_settings_repr() -> None:
+    settings = Settings(smtp_password="hunter2", webhook_secret=SECRET)
+    assert "hunter2" not in repr(settings)
+    assert SECRET not in repr(settings)
+
+
+def test_served_queues_and_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBSVC_QUEUES", "critical:10, default")
+    monkeypatch.setenv("JOBSVC_JOB_LIMITS", '{"webhook.deliver": {"rate": 50, "per_s": 2}}')
+    settings = Settings()
+    assert settings.served_queues == (("critical", 10), ("default", 3))
+    assert settings.limit_overrides == {"webhook.deliver": {"rate": 50, "per_s": 2.0}}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("JOBSVC_QUEUES", "nope"),
+        ("JOBSVC_QUEUES", "default,default"),
+        ("JOBSVC_QUEUES", "default:0"),
+        ("JOBSVC_QUEUES", ""),
+        ("JOBSVC_JOB_LIMITS", '{"webhook.deliver": {"rate": 0}}'),
+        ("JOBSVC_JOB_LIMITS", '{"webhook.deliver": {"burst": 3}}'),
+        ("JOBSVC_JOB_LIMITS", "not json"),
+    ],
+)
+def test_nonsense_queues_or_limits_stop_the_process_at_start(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises((ValidationError, SettingsError)):
+        Settings()

@@ -1,0 +1,106 @@
+"""Hostile input changes nothing: limits on every size, and nothing a client sends becomes a Redis key."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from arq import ArqRedis
+
+from service.config import Settings
+from tests.helpers import submit
+
+#: every key jobsvc writes, by shape: fixed prefixes, then ids and names the service made or checked
+SAFE_KEY = re.compile(
+    r"^(arq:(job|result|in-progress|retry):[0-9a-f]{32}"
+    r"|arq:queue(:[a-z][a-z0-9_-]*)?|arq:abort"
+    r"|jobsvc:(job|attempts|dependents):[0-9a-f]{32}"
+    r"|jobsvc:idempotency:[0-9a-f]{64}"
+    r"|jobsvc:index:t:[a-z0-9_-]+(:type:[a-z0-9_.]+|:queue:[a-z0-9_-]+)?"
+    r"|jobsvc:(ready|deferred|running|wake):[a-z][a-z0-9_-]*"
+    r"|jobsvc:tenant:[a-z0-9_-]+:(open|quotas|submits:\d+)"
+    r"|jobsvc:limit:[a-z0-9_.]+(:[0-9a-f]{16})?:(starts|running|parked)"
+    r"|jobsvc:stats:[a-z][a-z0-9_-]*:\d+"
+    r"|jobsvc:(seq|tenants|apikeys|settling|workers|diag:log)"
+    r"|jobsvc:dead:[a-z0-9_-]+"
+    r"|jobsvc:apikey:[0-9a-f]{16})$"
+)
+LONG, MANY = "l" * 101, ["x"] * 101
+HOSTILE = "../../*?[a]{}\\\x00:\r\n' OR 1=1; FLUSHALL -- ☠"
+
+
+async def test_hostile_strings_never_become_redis_keys(
+    http: httpx.AsyncClient, redis: ArqRedis, run_jobs: Any
+) -> None:
+    await http.post(
+        "/v1/jobs",
+        headers={"Idempotency-Key": "../*:{x}" * 20},
+        json={
+            "type": "webhook.deliver",
+            "params": {"url": "http://127.0.0.1:9/x", "payload": {HOSTILE: HOSTILE}},
+            "max_attempts": 1,
+        },
+    )
+    await http.post("/v1/jobs", json={"type": "diag.sleep", "params": {"seconds": 0, "tag": HOSTILE}})
+    await http.post("/v1/jobs", json={"type": "diag.record", "params": {"label": HOSTILE[:100]}})
+    in_url = quote(HOSTILE, safe="")
+    for path in (f"/v1/jobs/{in_url}", "/v1/jobs/..%2F..%2Farq:queue", f"/v1/dead-letters/{in_url}"):
+        assert (await http.get(path)).status_code in (404, 422)
+    await http.get("/v1/jobs", params={"type": HOSTILE, "queue": HOSTILE, "cursor": HOSTILE})
+    await http.post("/v1/admin/keys", json={"tenant": HOSTILE, "scopes": ["read"]})
+    await run_jobs()
+    keys = [key.decode() async for key in redis.scan_iter(count=1000)]
+    assert keys  # the jobs above were written
+    assert [key for key in keys if not SAFE_KEY.match(key)] == []
+
+
+async def test_params_over_the_size_limit_are_refused_and_nothing_is_written(
+    http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
+) -> None:
+    payload = {"blob": "x" * settings.max_params_bytes}
+    response = await http.post(
+        "/v1/jobs",
+        json={"type": "webhook.deliver", "params": {"url": "https://example.com/", "payload": payload}},
+    )
+    assert response.status_code == 422
+    assert [e["pointer"] for e in response.json()["errors"]] == ["/params"]
+    assert await redis.dbsize() == 0
+    assert (await submit(http, "diag.record", {"label": "small"}))["status"] == "queued"
+
+
+@pytest.mark.parametrize(
+    ("request_args", "status"),
+    [
+        ({"method": "GET", "url": "/v1/jobs", "params": {"limit": 501}}, 422),
+        ({"method": "GET", "url": "/v1/jobs/x", "params": {"wait": 61}}, 422),
+        ({"method": "GET", "url": "/v1/jobs", "params": {"cursor": "c" * 301}}, 422),
+        ({"method": "POST", "url": "/v1/jobs:batch", "json": {"jobs": [{"type": "diag.noop"}] * 1001}}, 422),
+        ({"method": "POST", "url": "/v1/jobs", "json": {"type": "diag.noop", "colour": "red"}}, 422),
+        (
+            {
+                "method": "POST",
+                "url": "/v1/jobs",
+                "json": {"type": "diag.record", "params": {"label": "l" * 101}},
+            },
+            422,
+        ),
+        (
+            {"method": "POST", "url": "/v1/jobs", "json": {"type": "diag.noop", "depends_on": ["x"] * 101}},
+            422,
+        ),
+        ({"method": "POST", "url": "/v1/jobs", "json": {"type": "a" * 101 + ".b"}}, 422),
+        ({"method": "POST", "url": "/v1/jobs", "content": b"{" * 10_000}, 400),
+        ({"method": "POST", "url": "/v1/jobs", "content": b"x" * (2 * 1024 * 1024)}, 413),
+    ],
+)
+async def test_every_size_and_shape_limit_answers_a_clear_4xx_and_writes_nothing(
+    http: httpx.AsyncClient, redis: ArqRedis, request_args: dict[str, Any], status: int
+) -> None:
+    headers = {"content-type": "application/json"}
+    response = await http.request(**request_args, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await redis.dbsize() == 0
