@@ -31,6 +31,7 @@ import inspect
 import json
 import logging
 import os
+import signal
 import socket
 import time
 import typing
@@ -365,13 +366,25 @@ class JobsvcWorker(Worker):
         await super()._wait_for_tasks_to_complete(signum)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            with contextlib.suppress(*REDIS_DOWN):
-                async with self.pool.pipeline(transaction=False) as pipe:
-                    pipe.zrem(keys.WORKERS, self.worker_id)
-                    pipe.delete(keys.worker_record(self.worker_id))
-                    await pipe.execute()
-        await super().close()
+        """ARQ's close, except that job tasks are collected with ``return_exceptions``: ARQ gathers the
+        tasks it has just cancelled without it, so a task cancelled while recording its finish re-raises
+        CancelledError there and the pool is never closed. An unfinished job comes back by its lease."""
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
+        if self._pool is None:
+            return
+        with contextlib.suppress(*REDIS_DOWN):
+            async with self.pool.pipeline(transaction=False) as pipe:
+                pipe.zrem(keys.WORKERS, self.worker_id)
+                pipe.delete(keys.worker_record(self.worker_id))
+                pipe.delete(self.health_check_key)
+                await pipe.execute()
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await self.pool.close(close_connection_pool=True)
+        self._pool = None
 
 
 class HideJobArguments(logging.Filter):

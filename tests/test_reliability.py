@@ -56,6 +56,24 @@ async def test_a_running_job_keeps_renewing_its_lease(
         assert ttl_ms > (settings.worker_lease_s - 3) * 1000
 
 
+async def test_closing_a_worker_whose_task_is_cancelled_mid_finish_still_closes_its_pool(
+    settings: Settings, redis: ArqRedis
+) -> None:
+    """A job task cancelled while it records its finish re-raises CancelledError; closing the worker
+    must collect it, unregister the worker and close its connections all the same."""
+    worker = make_worker(settings)
+    main = asyncio.create_task(worker.main())
+    while not isinstance(worker, JobsvcWorker) or await redis.zscore(keys.WORKERS, worker.worker_id) is None:
+        await asyncio.sleep(0.01)
+    worker.tasks["recording-its-finish"] = asyncio.create_task(asyncio.sleep(60))
+    main.cancel()
+    await asyncio.gather(main, return_exceptions=True)
+    await worker.close()
+    assert worker.tasks == {}
+    assert worker._pool is None  # the connections were closed
+    assert await redis.zscore(keys.WORKERS, worker.worker_id) is None
+
+
 def start_worker_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
