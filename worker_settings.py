@@ -112,7 +112,8 @@ class WorkerSettings:
     job_timeout = _settings.job_timeout_s + TIMEOUT_BACKSTOP_S
     keep_result = _settings.result_retention_s
     expires_extra_ms = _settings.queued_job_expiry_s * 1000
-    health_check_interval = _settings.worker_heartbeat_s
+    #: ARQ's own health record (``arq --check``); jobsvc's registry is kept every heartbeat
+    health_check_interval = max(60.0, _settings.worker_heartbeat_s)
     job_completion_wait = _settings.worker_shutdown_grace_s
     allow_abort_jobs = True
     log_results = False

@@ -82,7 +82,7 @@ class Options:
     #: batch submits (of 100 jobs) per second offered to the API
     batch_rates: tuple[float, ...] = (2, 5, 10)
     rest_duration_s: float = 4.0
-    idle_s: float = 10.0
+    idle_s: float = 30.0  # several heartbeats: an idle jobsvc worker writes every 5 s
     systems: tuple[str, ...] = tuple(SYSTEMS)
     sections: tuple[str, ...] = SECTIONS
     redis_url: str | None = None
@@ -97,7 +97,7 @@ QUICK = {
     "rates": (200.0,),
     "batch_rates": (5.0,),
     "rest_duration_s": 1.0,
-    "idle_s": 1.5,
+    "idle_s": 6.0,  # at least one heartbeat
 }
 
 
@@ -539,7 +539,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, bool]:
     parser.add_argument("--rates", type=_floats, help="single submits/s offered to the API (200,500,1000)")
     parser.add_argument("--batch-rates", type=_floats, help="batch submits/s offered to the API (2,5,10)")
     parser.add_argument("--rest-seconds", type=float, help="seconds of each open-loop run (4)")
-    parser.add_argument("--idle-seconds", type=float, help="seconds of the idle-worker measurement (10)")
+    parser.add_argument("--idle-seconds", type=float, help="seconds of the idle-worker measurement (30)")
     parser.add_argument("--quick", action="store_true", help="small figures everywhere, for a smoke test")
     parser.add_argument(
         "--only",

@@ -14,7 +14,10 @@ operators start workers exactly as ARQ users expect and still get:
   that long (hours, for long jobs). Here the lock is a lease of ``lease_s`` that the worker renews
   on every heartbeat while the job runs: when a worker dies, its jobs run again within ``lease_s``.
 - **Heartbeats.** Every ``heartbeat_s`` the worker records itself in a registry (``/v1/workers``,
-  ``/readyz``); a dead worker drops out after ``3 * heartbeat_s``.
+  ``/readyz``; a dead worker drops out after ``3 * heartbeat_s``) and, in the same round trip, reads
+  whether its queues hold ready work and when they next need a look (``keys.TIMERS``: a deferred job
+  falls due, a lease lapses). Between heartbeats an idle worker only blocks on its wake-up lists, so it
+  costs Redis under two commands a second.
 - **Reconnects.** A Redis outage makes the poll loop wait and retry instead of killing the worker; a
   job that ends during the outage records its end once Redis is back.
 - **Schedules.** ARQ computes the cron ticks; each tick is enqueued by one script that records it, so
@@ -55,25 +58,29 @@ from jobs.connection import (
     raise_if_cancelling,
     until_redis_answers,
 )
-from jobs.queueing import Claim, JobQueues, enqueue_call, settle_dependents, settle_leftovers
+from jobs.queueing import Claim, JobQueues, enqueue_call, settle_dependents
 from jobs.schedules import Schedule
 from jobs.state import CANCELLED_ERROR_TYPE
 
 logger = logging.getLogger("jobsvc.engine")
 
 
+#: an idle worker never blocks longer than this on one command (below the pool's socket timeout)
+MAX_BLOCK_S = 3.0
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     #: a running job's lock expires this long after its worker's last renewal
     lease_s: float
-    #: how often a worker renews its leases and records itself
+    #: how often a worker records itself as alive and looks for lapsed leases, due or missed work
     heartbeat_s: float
     #: the queues this worker serves, with their weights
     queues: tuple[tuple[str, int], ...]
     #: how long a job that failed for good stays in the dead letters
     dead_letter_retention_s: int
-    #: longest an idle worker blocks before looking again by itself (new work wakes it at once)
-    idle_wait_s: float = 1.0
+    #: longest one blocking wait for new work lasts (new work wakes the worker at once)
+    idle_wait_s: float = MAX_BLOCK_S
     #: the claim script's view of the limits: type -> {"r", "p", "c"}
     limits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     #: what schedules enqueue, by schedule name
@@ -83,6 +90,11 @@ class EngineConfig:
     result_retention_s: int = 7 * 86_400
     queued_expiry_ms: int = 86_400_000
 
+    @property
+    def renew_every_s(self) -> float:
+        """How often running jobs' leases are renewed: at least four times per lease."""
+        return min(self.heartbeat_s, self.lease_s / 4)
+
     def retention_s(self, job_type: str) -> int:
         found = self.job_types.get(job_type)
         return int(found.keep_result_s) if found and found.keep_result_s else self.result_retention_s
@@ -90,10 +102,6 @@ class EngineConfig:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-#: an idle worker never blocks longer than this on one command (below the pool's socket timeout)
-MAX_BLOCK_S = 2.0
 
 
 class JobsvcWorker(Worker):
@@ -105,7 +113,12 @@ class JobsvcWorker(Worker):
     claims: dict[str, Claim]
     handed_back: set[str]
     _last_beat: float
+    _last_renewal: float
     _slot_freed: asyncio.Event
+    #: look for work at the next iteration (woken, a slot freed, or the heartbeat saw work waiting)
+    _look_now: bool
+    #: epoch ms when one of the served queues next needs a look (a deferred job due, a lease lapsing)
+    _look_at_ms: float
 
     def _take_over(self, config: EngineConfig) -> None:
         self.engine = config
@@ -114,7 +127,10 @@ class JobsvcWorker(Worker):
         self.claims = {}
         self.handed_back = set()
         self._last_beat = 0.0
+        self._last_renewal = 0.0
         self._slot_freed = asyncio.Event()
+        self._look_now = True
+        self._look_at_ms = float("inf")
         self._credits: dict[str, int] = {name: 0 for name, _ in config.queues}
         self._limits_json = json.dumps({name: dict(limit) for name, limit in config.limits.items()})
         self.in_progress_timeout_s = config.lease_s
@@ -124,23 +140,32 @@ class JobsvcWorker(Worker):
     # -- heartbeats and leases -------------------------------------------------------------------------
 
     async def heart_beat(self) -> None:
+        """ARQ's health record, then jobsvc's: leases renewed every ``renew_every_s`` while jobs run; the
+        registry entry and a look at the served queues every ``heartbeat_s``."""
         await super().heart_beat()
-        if time.monotonic() - self._last_beat >= self.engine.heartbeat_s:
+        elapsed = time.monotonic()
+        if elapsed - self._last_beat >= self.engine.heartbeat_s:
             await self.beat()
-            await settle_leftovers(
-                self.queues, self.engine.retention_s, older_than_ms=int(self.engine.lease_s * 1000)
-            )
+        elif elapsed - self._last_renewal >= self.engine.renew_every_s and self._running_claims():
+            self._last_renewal = time.monotonic()
+            await self.queues.renew(int(self.engine.lease_s * 1000), self._running_claims())
 
-    async def beat(self) -> None:
-        """Renew the leases of running jobs and record this worker as alive, in one round trip."""
-        self._last_beat = time.monotonic()
-        lease_ms = int(self.engine.lease_s * 1000)
-        ttl_ms = int(self.engine.heartbeat_s * 3000)
-        running = [
+    def _running_claims(self) -> list[Claim]:
+        return [
             self.claims[job_id]
             for job_id, task in self.job_tasks.items()
             if not task.done() and job_id in self.claims
         ]
+
+    async def beat(self) -> None:
+        """One round trip: renew the leases of running jobs, record this worker as alive, and read what
+        the served queues hold for it (ready work, their timers, ended jobs whose dependents a crash left
+        waiting), so that an idle worker costs Redis a handful of commands per heartbeat."""
+        self._last_beat = self._last_renewal = time.monotonic()
+        lease_ms = int(self.engine.lease_s * 1000)
+        ttl_ms = int(self.engine.heartbeat_s * 3000)
+        running = self._running_claims()
+        served = [name for name, _ in self.engine.queues]
         async with self.pool.pipeline(transaction=False) as pipe:
             if running:
                 await self.queues.renew(lease_ms, running, client=pipe)
@@ -151,7 +176,7 @@ class JobsvcWorker(Worker):
                     "id": self.worker_id,
                     "host": socket.gethostname(),
                     "pid": os.getpid(),
-                    "queues": ",".join(name for name, _ in self.engine.queues),
+                    "queues": ",".join(served),
                     "running": len(running),
                     "done": self.jobs_complete + self.jobs_failed,
                     "failed": self.jobs_failed,
@@ -161,7 +186,15 @@ class JobsvcWorker(Worker):
                 },
             )
             pipe.pexpire(keys.worker_record(self.worker_id), ttl_ms)
-            await pipe.execute()
+            pipe.exists(*(keys.ready(name) for name in served))
+            pipe.zmscore(keys.TIMERS, served)
+            pipe.zrangebyscore(keys.SETTLING, "-inf", now_ms() - lease_ms, start=0, num=100)
+            *_, ready, timers, leftovers = await pipe.execute()
+        if ready:
+            self._look_now = True
+        self._look_at_ms = min([self._look_at_ms, *(t for t in timers if t is not None)])
+        if leftovers:
+            await settle_dependents(self.queues, [p.decode() for p in leftovers], self.engine.retention_s)
 
     # -- claiming jobs ---------------------------------------------------------------------------------
 
@@ -184,11 +217,10 @@ class JobsvcWorker(Worker):
 
     async def _iterate(self) -> None:
         """Claim what fits, handle aborts and heartbeats, then wait for work or a free slot."""
-        next_due: int | None = None
         free = self.max_jobs - self.job_counter
         if self.burst and self.max_burst_jobs >= 0:
             free = min(free, self.max_burst_jobs - self._jobs_started())
-        if self.allow_pick_jobs and free > 0:
+        if self.allow_pick_jobs and free > 0 and self._should_look():
             claims, next_due = await self.queues.claim(
                 lease_ms=int(self.engine.lease_s * 1000),
                 free=free,
@@ -196,6 +228,8 @@ class JobsvcWorker(Worker):
                 queues=self.engine.queues,
                 credits=self._credits,
             )
+            self._look_now = False
+            self._look_at_ms = float("inf") if next_due is None else next_due
             for claim in claims:
                 await self._start(claim)
         if self.allow_abort_jobs and self.job_tasks:  # nothing running, nothing to abort
@@ -206,10 +240,14 @@ class JobsvcWorker(Worker):
                 task.result()  # ARQ's way of surfacing errors in run_job
         await self.heart_beat()
         if self.burst:
+            self._look_now = True
             if not self.tasks:
                 await asyncio.sleep(0.005)  # only deferred work left: let it fall due
         else:
-            await self._wait_for_work(next_due)
+            await self._wait_for_work()
+
+    def _should_look(self) -> bool:
+        return self._look_now or now_ms() >= self._look_at_ms
 
     async def _start(self, claim: Claim) -> None:
         await self.sem.acquire()  # never waits: only free slots were claimed
@@ -223,24 +261,30 @@ class JobsvcWorker(Worker):
         self._release_sem_dec_counter_on_complete()
         self._slot_freed.set()
 
-    async def _wait_for_work(self, next_due: int | None) -> None:
-        """Block until work may be there: a wake-up token, a freed slot, a deferred job's due time, or
-        ``idle_wait_s`` at most (aborts and heartbeats are handled between waits)."""
-        timeout = min(self.engine.idle_wait_s, self.engine.heartbeat_s, MAX_BLOCK_S)
-        if next_due is not None:
-            timeout = min(timeout, max(0.0, (next_due - now_ms()) / 1000))
+    async def _wait_for_work(self) -> None:
+        """Block until work may be there: a wake-up token, a freed slot, a queue's timer (a deferred job
+        falls due, a lease lapses), a cron tick or the next heartbeat, ``idle_wait_s`` at most."""
+        timeout = min(
+            self.engine.idle_wait_s,
+            MAX_BLOCK_S,
+            self.engine.heartbeat_s - (time.monotonic() - self._last_beat),
+            (self._look_at_ms - now_ms()) / 1000,
+        )
         ticks = [c.next_run.timestamp() for c in self.cron_jobs if c.next_run is not None]
         if ticks:
-            timeout = min(timeout, max(0.0, min(ticks) - time.time()))
+            timeout = min(timeout, min(ticks) - time.time())
+        timeout = max(0.0, timeout)
         if self.job_counter >= self.max_jobs or not self.allow_pick_jobs:
             self._slot_freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_freed.wait(), timeout)
+                self._look_now = True
         elif timeout >= 0.01:
             wake_keys = [keys.wake(name) for name, _ in self.engine.queues]
             # redis-py types the timeout as int; Redis 6+ takes seconds with decimals
             blocking = self.pool.blpop(wake_keys, timeout=timeout)  # type: ignore[arg-type]
-            await typing.cast(Awaitable[Any], blocking)
+            if await typing.cast(Awaitable[Any], blocking) is not None:
+                self._look_now = True
         else:
             await asyncio.sleep(timeout)
 

@@ -139,6 +139,12 @@ def running(queue: str) -> str:
     return f"{PREFIX}running:{queue}"
 
 
+#: sorted set: queue name -> the earliest moment (ms) a deferred job of the queue falls due or a lease of
+#: the queue lapses, or earlier. Claims set it exactly; every other writer only lowers it. Idle workers
+#: read it at each heartbeat instead of scanning every queue's sets.
+TIMERS = f"{PREFIX}timers"
+
+
 def wake(queue: str) -> str:
     """List holding at most one token: pushed when work arrives, popped (blocking) by idle workers."""
     return f"{PREFIX}wake:{queue}"

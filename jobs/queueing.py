@@ -201,8 +201,8 @@ class JobQueues:
         credits: dict[str, int],
     ) -> tuple[list[Claim], int | None]:
         """Take up to ``free`` ready jobs from ``queues`` (name, weight), sharing the slots by weight with
-        the round-robin ``credits`` (updated in place); also the earliest time (ms) a deferred job falls
-        due, if any."""
+        the round-robin ``credits`` (updated in place); also the earliest time (ms) one of them needs a
+        look again (a deferred job falls due or a lease lapses), if any."""
         served = list(queues)
         args: list[str | int] = [lease_ms, free, limits]
         for name, weight in served:

@@ -71,6 +71,7 @@ local TENANTS = '{keys.TENANTS}'
 local DEFAULT_TENANT = '{keys.DEFAULT_TENANT}'
 local SEQUENCE = '{keys.READY_SEQUENCE}'
 local SETTLING = '{keys.SETTLING}'
+local TIMERS = '{keys.TIMERS}'
 
 local function priority_of(id)
   local p = tonumber(redis.call('HGET', meta_key(id), 'priority'))
@@ -88,14 +89,21 @@ local function queue_of(id)
   return q
 end
 
+-- Leave one token in a queue's wake-up list: an idle worker blocked on it looks for work.
+local function wake(q)
+  if redis.call('LLEN', wake_key(q)) == 0 then redis.call('RPUSH', wake_key(q), '1') end
+end
+
 -- Put a waiting job where workers find it: ready (and wake a worker) when due, else deferred.
 local function place(q, id, due, priority, now)
   if due <= now then
     local seq = redis.call('INCR', SEQUENCE)
     redis.call('ZADD', ready_key(q), fmt((9 - priority) * BAND + seq), id)
-    if redis.call('LLEN', wake_key(q)) == 0 then redis.call('RPUSH', wake_key(q), '1') end
+    wake(q)
   else
     redis.call('ZADD', deferred_key(q), fmt(due * 10 + (9 - priority)), id)
+    -- the queue's timer only ever moves earlier here; when it does, a worker wakes to wait for it
+    if redis.call('ZADD', TIMERS, 'LT', 'CH', fmt(due), q) == 1 then wake(q) end
   end
 end
 
@@ -290,8 +298,9 @@ return refused or {'ok', ''}
 #: Promotes due deferred jobs, recovers jobs whose lease lapsed, then takes up to ``free`` ready jobs
 #: (sharing the slots by weight), honouring rate and concurrency limits. Returns
 #: ``{claims, next_due, credits}``: claims are ``{id, arq score, queue, limit slot}``; next_due is the
-#: earliest deferred job's due time (ms) or -1; credits are the queues' weighted round-robin credits to
-#: pass to the next claim.
+#: earliest of the queues' timers (a deferred job falls due or a lease lapses, ms) or -1, each timer
+#: also written to ``keys.TIMERS``; credits are the queues' weighted round-robin credits to pass to
+#: the next claim.
 CLAIM = (
     _LIBRARY
     + """
@@ -430,15 +439,22 @@ while left > 0 do
   end
 end
 
+-- Each queue's timer, exactly: its first deferred job's due time or its first lease's end.
 local next_due = -1
 for _, q in ipairs(queues) do
-  if redis.call('ZCARD', ready_key(q)) > 0 and redis.call('LLEN', wake_key(q)) == 0 then
-    redis.call('RPUSH', wake_key(q), '1')  -- more work than this worker took: wake another
-  end
+  if redis.call('ZCARD', ready_key(q)) > 0 then wake(q) end  -- more work than this worker took
+  local timer = nil
   local first = redis.call('ZRANGE', deferred_key(q), 0, 0, 'WITHSCORES')
-  if #first > 0 then
-    local due = math.floor(tonumber(first[2]) / 10)
-    if next_due < 0 or due < next_due then next_due = due end
+  if #first > 0 then timer = math.floor(tonumber(first[2]) / 10) end
+  local lease_end = redis.call('ZRANGE', running_key(q), 0, 0, 'WITHSCORES')
+  if #lease_end > 0 and (timer == nil or tonumber(lease_end[2]) < timer) then
+    timer = tonumber(lease_end[2])
+  end
+  if timer == nil then
+    redis.call('ZREM', TIMERS, q)
+  else
+    redis.call('ZADD', TIMERS, fmt(timer), q)
+    if next_due < 0 or timer < next_due then next_due = timer end
   end
 end
 local credit_out = {}

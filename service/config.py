@@ -122,14 +122,17 @@ class Settings(BaseSettings):
     )
     worker_max_jobs: int = Field(50, ge=1, description="Jobs one worker process runs at once.")
     worker_poll_delay_s: float = Field(
-        1.0,
+        3.0,
         gt=0,
-        le=60,
-        description="Longest an idle worker waits before it looks for work by itself; new work wakes it "
-        "at once.",
+        le=3,
+        description="Longest one blocking wait of an idle worker lasts; new work wakes it at once, and "
+        "due, lapsed or missed work is looked for at every heartbeat.",
     )
     worker_heartbeat_s: float = Field(
-        2.0, gt=0, description="How often a worker renews its leases and records itself as alive."
+        5.0,
+        gt=0,
+        description="How often a worker records itself as alive and looks for due, lapsed or missed "
+        "work; leases of running jobs are renewed at least four times per lease.",
     )
     worker_lease_s: float = Field(
         10.0, gt=0, description="A dead worker's running jobs run again within this long."

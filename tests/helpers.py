@@ -50,6 +50,8 @@ async def make_due(redis: ArqRedis, job_id: str, queue: str = "default") -> None
     deferred_score = await redis.zscore(keys.deferred(queue), job_id)
     assert deferred_score is not None, "the job is not deferred"
     await redis.zadd(keys.deferred(queue), {job_id: now_ms * 10 + int(deferred_score) % 10})
+    await redis.zadd(keys.TIMERS, {queue: now_ms}, lt=True)  # as the scripts do when a due time moves
+    await redis.rpush(keys.wake(queue), "1")
 
 
 def assert_problem(response: httpx.Response, status: int, where: str = "") -> dict[str, Any]:
