@@ -6,7 +6,10 @@ jobs from the registry, and puts what job functions need into ARQ's ``ctx`` at s
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,8 +93,19 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["process_pool"].close()
 
 
+def use_uvloop_under_arq_cli(settings: Settings) -> None:
+    """Run ``arq worker_settings.WorkerSettings`` on uvloop. ARQ's CLI imports this module before it
+    creates its event loop and offers no other hook, so the policy is set here, and only when the
+    process is that CLI: importing the module elsewhere (tests, the API) leaves the loop alone."""
+    if settings.worker_uvloop and Path(sys.argv[0]).name == "arq" and sys.platform != "win32":
+        import uvloop  # not on Windows
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 _settings = get_settings()
 _job_types = registry.job_types(diagnostics=_settings.diagnostics)
+use_uvloop_under_arq_cli(_settings)
 
 
 class WorkerSettings:

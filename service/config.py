@@ -121,6 +121,9 @@ class Settings(BaseSettings):
         '`{"webhook.deliver": {"rate": 20, "per_s": 1}, "image.thumbnail": {"concurrency": 2}}`).',
     )
     worker_max_jobs: int = Field(50, ge=1, description="Jobs one worker process runs at once.")
+    worker_uvloop: bool = Field(
+        True, description="Run `arq worker_settings.WorkerSettings` on uvloop (faster event loop)."
+    )
     worker_poll_delay_s: float = Field(
         3.0,
         gt=0,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
 import pytest
+import uvloop
 from pydantic import ValidationError
 from pydantic_settings.exceptions import SettingsError
 
 from service.config import DEV_WEBHOOK_SECRET, Settings
+from worker_settings import use_uvloop_under_arq_cli
 
 SECRET = "s" * 40
 
@@ -86,3 +91,19 @@ def test_nonsense_queues_or_limits_stop_the_process_at_start(
     monkeypatch.setenv(name, value)
     with pytest.raises((ValidationError, SettingsError)):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("program", "enabled", "uses_uvloop"),
+    [("/venv/bin/arq", True, True), ("/venv/bin/arq", False, False), ("/venv/bin/pytest", True, False)],
+)
+def test_workers_started_by_arqs_cli_run_on_uvloop_unless_turned_off(
+    monkeypatch: pytest.MonkeyPatch, program: str, enabled: bool, uses_uvloop: bool
+) -> None:
+    monkeypatch.setattr(sys, "argv", [program, "worker_settings.WorkerSettings"])
+    before = asyncio.get_event_loop_policy()
+    try:
+        use_uvloop_under_arq_cli(Settings(worker_uvloop=enabled))
+        assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy) is uses_uvloop
+    finally:
+        asyncio.set_event_loop_policy(before)
