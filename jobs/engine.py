@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import json
 import logging
@@ -45,11 +46,13 @@ from datetime import datetime
 from signal import Signals
 from typing import Any
 
+from arq.connections import ArqRedis
 from arq.utils import to_ms
 from arq.worker import Worker
 
 from jobs import keys
 from jobs.base import JobType
+from jobs.claimed_start import ClaimedStartPipeline, claimed_start
 from jobs.codec import deserialize
 from jobs.connection import (
     RECONNECT_MAX_DELAY_S,
@@ -67,6 +70,8 @@ logger = logging.getLogger("jobsvc.engine")
 
 #: an idle worker never blocks longer than this on one command (below the pool's socket timeout)
 MAX_BLOCK_S = 3.0
+#: a busy worker reads the cancellations of running jobs at most this often (ARQ: every iteration)
+ABORT_CHECK_EVERY_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ class JobsvcWorker(Worker):
     handed_back: set[str]
     _last_beat: float
     _last_renewal: float
+    _last_abort_check: float
     _slot_freed: asyncio.Event
     #: look for work at the next iteration (woken, a slot freed, or the heartbeat saw work waiting)
     _look_now: bool
@@ -128,6 +134,7 @@ class JobsvcWorker(Worker):
         self.handed_back = set()
         self._last_beat = 0.0
         self._last_renewal = 0.0
+        self._last_abort_check = 0.0
         self._slot_freed = asyncio.Event()
         self._look_now = True
         self._look_at_ms = float("inf")
@@ -136,6 +143,16 @@ class JobsvcWorker(Worker):
         self.in_progress_timeout_s = config.lease_s
         # ARQ's loop sleeps poll_delay between iterations; here an iteration blocks until there is work
         self.poll_delay_s = 0.0
+
+    @property
+    def pool(self) -> ArqRedis:
+        """ARQ's pool, except for a claimed job's first use in its ``run_job`` task: that is answered
+        from the claim (``jobs.claimed_start``)."""
+        first_use = claimed_start.get()
+        if first_use is None:
+            return typing.cast(ArqRedis, self._pool)
+        claimed_start.set(None)
+        return typing.cast(ArqRedis, ClaimedStartPipeline(*first_use))
 
     # -- heartbeats and leases -------------------------------------------------------------------------
 
@@ -232,7 +249,8 @@ class JobsvcWorker(Worker):
             self._look_at_ms = float("inf") if next_due is None else next_due
             for claim in claims:
                 await self._start(claim)
-        if self.allow_abort_jobs and self.job_tasks:  # nothing running, nothing to abort
+        # nothing running, nothing to abort
+        if self.allow_abort_jobs and self.job_tasks and self._abort_check_due():
             await self._cancel_aborted_jobs()
         for job_id, task in list(self.tasks.items()):
             if task.done():
@@ -246,6 +264,12 @@ class JobsvcWorker(Worker):
         else:
             await self._wait_for_work()
 
+    def _abort_check_due(self) -> bool:
+        if time.monotonic() - self._last_abort_check < ABORT_CHECK_EVERY_S:
+            return False
+        self._last_abort_check = time.monotonic()
+        return True
+
     def _should_look(self) -> bool:
         return self._look_now or now_ms() >= self._look_at_ms
 
@@ -253,7 +277,10 @@ class JobsvcWorker(Worker):
         await self.sem.acquire()  # never waits: only free slots were claimed
         self.job_counter += 1
         self.claims[claim.job_id] = claim
-        task = self.loop.create_task(self.run_job(claim.job_id, claim.score))
+        context = contextvars.copy_context()
+        if claim.start is not None:
+            context.run(claimed_start.set, (claim.job_id, claim.start))
+        task = self.loop.create_task(self.run_job(claim.job_id, claim.score), context=context)
         task.add_done_callback(self._job_done)
         self.tasks[claim.job_id] = task
 

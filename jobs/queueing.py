@@ -115,12 +115,24 @@ def enqueue_call(job: NewJob, job_id: str, *, queued_expiry_ms: int) -> EnqueueC
 
 @dataclass(frozen=True)
 class Claim:
-    """A job a worker took: its id, ARQ queue score, queue and concurrency slot ('' for none)."""
+    """A job a worker took: its id, ARQ queue score, queue and concurrency slot ('' for none), and what
+    the claim read for ARQ's ``run_job`` (``None`` for a claim made elsewhere)."""
 
     job_id: str
     score: int
     queue: str
     slot: str
+    start: ClaimedStart | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedStart:
+    """The replies of ARQ's first round trip in ``run_job``, read by the claim: the job's record (empty
+    when it is gone), its attempt number (already counted) and whether an abort was waiting for it."""
+
+    record: bytes
+    job_try: int
+    aborted: bool
 
 
 class JobQueues:
@@ -211,8 +223,14 @@ class JobQueues:
         for (name, _), credit in zip(served, new_credits, strict=True):
             credits[name] = int(credit)
         claims = [
-            Claim(job_id=i.decode(), score=int(float(s)), queue=q.decode(), slot=slot.decode())
-            for i, s, q, slot in raw_claims
+            Claim(
+                job_id=i.decode(),
+                score=int(float(s)),
+                queue=q.decode(),
+                slot=slot.decode(),
+                start=ClaimedStart(record=record, job_try=int(tries), aborted=bool(aborted)),
+            )
+            for i, s, q, slot, record, tries, aborted in raw_claims
         ]
         due = int(next_due)
         return claims, (due if due >= 0 else None)

@@ -24,6 +24,9 @@ from arq.constants import default_queue_name, job_key_prefix, result_key_prefix,
 
 from jobs import keys
 
+#: how long ARQ's run_job keeps a job's attempt counter (``arq:retry:<id>``), hard-coded there
+ARQ_RETRY_TTL_S = 88_400
+
 #: width of one priority band in the ready set's scores (2**44 arrivals per band before they mix)
 PRIORITY_BAND = 2**44
 
@@ -40,6 +43,7 @@ def _prefix(build: object) -> str:
 
 _LIBRARY = f"""
 local BAND = {PRIORITY_BAND}
+local ARQ_RETRY_TTL_S = {ARQ_RETRY_TTL_S}
 local function fmt(n) return string.format('%.0f', n) end
 local function now_ms()
   local t = redis.call('TIME')
@@ -72,6 +76,7 @@ local DEFAULT_TENANT = '{keys.DEFAULT_TENANT}'
 local SEQUENCE = '{keys.READY_SEQUENCE}'
 local SETTLING = '{keys.SETTLING}'
 local TIMERS = '{keys.TIMERS}'
+local ABORTS = '{keys.ABORT_SET}'
 
 local function priority_of(id)
   local p = tonumber(redis.call('HGET', meta_key(id), 'priority'))
@@ -297,10 +302,11 @@ return refused or {'ok', ''}
 #: ARGV: lease ms, free slots, limits (JSON: type -> {r, p, c}), then queue/weight/credit triples.
 #: Promotes due deferred jobs, recovers jobs whose lease lapsed, then takes up to ``free`` ready jobs
 #: (sharing the slots by weight), honouring rate and concurrency limits. Returns
-#: ``{claims, next_due, credits}``: claims are ``{id, arq score, queue, limit slot}``; next_due is the
-#: earliest of the queues' timers (a deferred job falls due or a lease lapses, ms) or -1, each timer
-#: also written to ``keys.TIMERS``; credits are the queues' weighted round-robin credits to pass to
-#: the next claim.
+#: ``{claims, next_due, credits}``: claims are ``{id, arq score, queue, limit slot, job record ('' if
+#: gone), attempt number, aborted (0/1)}``, the last three being what ARQ's ``run_job`` reads first;
+#: next_due is the earliest of the queues' timers (a deferred job falls due or a lease lapses, ms) or
+#: -1, each timer also written to ``keys.TIMERS``; credits are the queues' weighted round-robin credits
+#: to pass to the next claim.
 CLAIM = (
     _LIBRARY
     + """
@@ -402,7 +408,13 @@ local function claim_from(q, quota)
         redis.call('SET', in_progress_key(id), '1', 'PX', lease)
         redis.call('ZADD', running_key(q), fmt(now + lease), id)
         redis.call('HSET', meta_key(id), 'started_at', fmt(now))
-        table.insert(claims, {id, score, q, slot})
+        -- what ARQ's run_job reads in its first round trip, read here instead: the job, its attempt
+        -- (counted now: a claim whose worker never hears back is a lost attempt), whether it was aborted
+        local record = redis.call('GET', job_key(id))
+        local tries = redis.call('INCR', retry_key(id))
+        redis.call('EXPIRE', retry_key(id), ARQ_RETRY_TTL_S)
+        local aborted = redis.call('ZREM', ABORTS, id)
+        table.insert(claims, {id, score, q, slot, record or '', tries, aborted})
         taken = taken + 1
       end
     end
