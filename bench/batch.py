@@ -10,20 +10,17 @@ jobs and times the answer; the jobs are deleted between runs so every batch meet
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
+from bench.measure import run_against_server
 from jobs import keys
 from service.app import create_app
 from service.config import Settings
-from service.embedded import EmbeddedRedis
 
 ADMIN_KEY = "bench-batch-admin-key-" + "k" * 32
 
@@ -64,11 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--redis-url")
     args = parser.parse_args(argv)
-    if args.redis_url:
-        seconds = asyncio.run(measure(args.redis_url, args.size, args.runs))
-    else:
-        with tempfile.TemporaryDirectory() as scratch, EmbeddedRedis(Path(scratch)) as server:
-            seconds = asyncio.run(measure(server.url, args.size, args.runs))
+    seconds = run_against_server(args.redis_url, lambda url: measure(url, args.size, args.runs))
     ms = sorted(s * 1000 for s in seconds)
     print(
         f"batch of {args.size}: median {statistics.median(ms):.0f} ms, fastest {ms[0]:.0f} ms, "

@@ -13,10 +13,11 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio
 
@@ -27,6 +28,17 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 #: commands the suite itself sends to read and reset the counters; left out of every count
 HARNESS_COMMANDS = frozenset({"info", "config|resetstat", "config", "flushall", "client|setname"})
+
+
+T = TypeVar("T")
+
+
+def run_against_server(redis_url: str | None, measure: Callable[[str], Coroutine[Any, Any, T]]) -> T:
+    """``measure(url)`` against ``redis_url``, or against an embedded Valkey in a temporary directory."""
+    if redis_url:
+        return asyncio.run(measure(redis_url))
+    with tempfile.TemporaryDirectory() as scratch, EmbeddedRedis(Path(scratch)) as server:
+        return asyncio.run(measure(server.url))
 
 
 class LoopbackValkey(EmbeddedRedis):
