@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 from arq.jobs import serialize_job, serialize_result
 from redis.asyncio import Redis
 
@@ -68,6 +69,10 @@ def job_arguments(job: NewJob) -> dict[str, Any]:
     return arguments
 
 
+#: jobs per submit script in a batch: each script holds Redis for its whole chunk, so a chunk stays small
+SUBMIT_MANY_CHUNK = 200
+
+
 @dataclass(frozen=True)
 class Written:
     """What an enqueue wrote: the job's creation and due times (ms)."""
@@ -84,6 +89,13 @@ class EnqueueCall:
     args: list[str | int | bytes]
     written: Written
     tenant: str
+
+    @property
+    def packed(self) -> bytes:
+        """The arguments as the scripts unpack them: one msgpack array of strings (no bin type: Lua's
+        cmsgpack reads raw strings), as they would have been sent one by one."""
+        strings = [arg if isinstance(arg, bytes) else str(arg) for arg in self.args]
+        return typing.cast(bytes, msgpack.packb(strings, use_bin_type=False))
 
 
 def enqueue_call(job: NewJob, job_id: str, *, queued_expiry_ms: int) -> EnqueueCall:
@@ -141,6 +153,7 @@ class JobQueues:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._submit = redis.register_script(scripts.SUBMIT)
+        self._submit_many = redis.register_script(scripts.SUBMIT_MANY)
         self._reserve = redis.register_script(scripts.RESERVE)
         self._check_parents = redis.register_script(scripts.CHECK_PARENTS)
         self._schedule_tick = redis.register_script(scripts.SCHEDULE_TICK)
@@ -162,7 +175,7 @@ class JobQueues:
         value = idempotency_value if idempotency_key else ""
         outcome, detail = await self._submit(
             keys=[*call.index_keys, idem_key],
-            args=[value, idempotency_ttl_ms, *_quota_args(quotas), *call.args],
+            args=[value, idempotency_ttl_ms, *_quota_args(quotas), call.packed],
         )
         return outcome.decode(), detail.decode()
 
@@ -186,20 +199,18 @@ class JobQueues:
         """Enqueue several jobs (their quotas reserved already) in one pipelined round trip; each job
         is written atomically."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for call in calls:
-                await self._submit(
-                    keys=[*call.index_keys, keys.idempotency(call.tenant, "")],
-                    args=["", 0, *_quota_args(None), *call.args],
-                    client=pipe,
-                )
+            for start in range(0, len(calls), SUBMIT_MANY_CHUNK):
+                chunk = calls[start : start + SUBMIT_MANY_CHUNK]
+                packed = msgpack.packb([[call.index_keys, call.packed] for call in chunk], use_bin_type=False)
+                await self._submit_many(args=[packed], client=pipe)
             replies = await pipe.execute()
-        return [(outcome.decode(), detail.decode()) for outcome, detail in replies]
+        return [(outcome.decode(), detail.decode()) for chunk in replies for outcome, detail in chunk]
 
     async def schedule_tick(self, name: str, tick_ms: int, *, overlap: bool, call: EnqueueCall) -> str:
         """Enqueue a schedule's job for one tick: ``created``, ``taken`` (another worker did) or
         ``skipped`` (its previous run has not ended and it may not overlap)."""
         outcome, _ = await self._schedule_tick(
-            keys=call.index_keys, args=[name, tick_ms, int(overlap), *call.args]
+            keys=call.index_keys, args=[name, tick_ms, int(overlap), call.packed]
         )
         return typing.cast(str, outcome.decode())
 

@@ -199,16 +199,16 @@ local function enqueue(a, index_keys)
   return {'created', tostring(#pending)}
 end
 
--- ARGV from offset: id, record, due, job ttl, meta ttl, created, queue, priority, tenant, type,
--- #parents, parents..., then more meta field/value pairs
-local function read_job_args(offset)
-  local a = {id = ARGV[offset], record = ARGV[offset + 1], due = tonumber(ARGV[offset + 2]),
-             job_ttl = ARGV[offset + 3], meta_ttl = ARGV[offset + 4], created = ARGV[offset + 5],
-             queue = ARGV[offset + 6], priority = tonumber(ARGV[offset + 7]), tenant = ARGV[offset + 8],
-             type = ARGV[offset + 9], parents = {}, meta = {}}
-  local n = tonumber(ARGV[offset + 10])
-  for i = 1, n do table.insert(a.parents, ARGV[offset + 10 + i]) end
-  for i = offset + 11 + n, #ARGV do table.insert(a.meta, ARGV[i]) end
+-- One job's arguments, as ``jobs.queueing.EnqueueCall.packed`` packs them (cmsgpack, all strings): id,
+-- record, due, job ttl, meta ttl, created, queue, priority, tenant, type, #parents, parents..., then
+-- more meta field/value pairs. Packed into one argument, a job costs one argument to send, not twenty.
+local function unpack_job(packed)
+  local v = cmsgpack.unpack(packed)
+  local a = {id = v[1], record = v[2], due = tonumber(v[3]), job_ttl = v[4], meta_ttl = v[5], created = v[6],
+             queue = v[7], priority = tonumber(v[8]), tenant = v[9], type = v[10], parents = {}, meta = {}}
+  local n = tonumber(v[11])
+  for i = 1, n do table.insert(a.parents, v[11 + i]) end
+  for i = 12 + n, #v do table.insert(a.meta, v[i]) end
   return a
 end
 
@@ -230,7 +230,7 @@ end
 """
 
 #: KEYS: index all, index type, index queue, idempotency. ARGV: idempotency value, its ttl ms, check the
-#: quotas (0/1), the default most open jobs, the default submits per second, then a job.
+#: quotas (0/1), the default most open jobs, the default submits per second, the packed job.
 SUBMIT = (
     _LIBRARY
     + _ENQUEUE
@@ -239,7 +239,7 @@ if ARGV[1] ~= '' then
   local prior = redis.call('GET', KEYS[4])
   if prior then return {'duplicate', prior} end
 end
-local job = read_job_args(6)
+local job = unpack_job(ARGV[6])
 if ARGV[3] == '1' then
   local refused = over_quota(job.tenant, 1, ARGV[4], ARGV[5])
   if refused then return refused end
@@ -250,7 +250,8 @@ return outcome
 """
 )
 
-#: KEYS: index all, index type, index queue. ARGV: schedule name, tick ms, may overlap (0/1), then a job.
+#: KEYS: index all, index type, index queue. ARGV: schedule name, tick ms, may overlap (0/1), the packed
+#: job.
 #: Enqueues the schedule's job for one tick exactly once, however many workers try; without overlap, a
 #: tick whose previous run still waits or runs is skipped.
 SCHEDULE_TICK = (
@@ -270,9 +271,25 @@ if ARGV[3] == '0' then
     return {'skipped', previous}
   end
 end
-local outcome = enqueue(read_job_args(4), {KEYS[1], KEYS[2], KEYS[3]})
-if outcome[1] == 'created' then redis.call('HSET', state, 'job_id', ARGV[4], 'enqueued_at', ARGV[2]) end
+local job = unpack_job(ARGV[4])
+local outcome = enqueue(job, {KEYS[1], KEYS[2], KEYS[3]})
+if outcome[1] == 'created' then redis.call('HSET', state, 'job_id', job.id, 'enqueued_at', ARGV[2]) end
 return outcome
+"""
+)
+
+#: ARGV: packed jobs, each packed (cmsgpack) with its three index keys: ``[[index keys, packed job],
+#: ...]``. Enqueues them one after the other (their quotas reserved already); a reply per job, as
+#: ``SUBMIT`` gives. A batch's jobs in one argument: a thousand cost what one costs to send.
+SUBMIT_MANY = (
+    _LIBRARY
+    + _ENQUEUE
+    + """
+local replies = {}
+for i, item in ipairs(cmsgpack.unpack(ARGV[1])) do
+  replies[i] = enqueue(unpack_job(item[2]), item[1])
+end
+return replies
 """
 )
 

@@ -8,6 +8,7 @@ import httpx
 from arq import ArqRedis
 
 from jobs import keys
+from jobs.queueing import SUBMIT_MANY_CHUNK
 from tests.helpers import read_job
 
 
@@ -31,6 +32,23 @@ async def test_a_batch_of_1000_is_accepted_whole(http: httpx.AsyncClient, redis:
     assert len(response.json()["jobs"]) == 1000
     assert await redis.zcard(keys.arq_queue("default")) == 1000
     assert await redis.zcard(keys.index_all(keys.DEFAULT_TENANT)) == 1000
+
+
+async def test_a_batch_is_written_by_a_few_script_calls_not_one_per_job(
+    http: httpx.AsyncClient, redis: ArqRedis
+) -> None:
+    async def script_calls() -> int:
+        stats = await redis.info("commandstats")
+        return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval"))
+
+    warm = await http.post("/v1/jobs:batch", json={"jobs": [{"type": "diag.noop"}]})
+    assert warm.status_code == 202  # scripts loaded, connections open
+    before = await script_calls()
+    response = await http.post("/v1/jobs:batch", json={"jobs": [{"type": "diag.noop"}] * 1000})
+    assert response.status_code == 202
+    assert await redis.zcard(keys.arq_queue("default")) == 1001
+    # the quota reservation, then one call per SUBMIT_MANY_CHUNK jobs
+    assert await script_calls() - before == 1 + 1000 // SUBMIT_MANY_CHUNK
 
 
 async def test_bad_items_are_named_by_index_and_nothing_is_enqueued(
