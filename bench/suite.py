@@ -76,6 +76,10 @@ class Options:
     idle_samples: int = 30
     #: pause between stamps submitted under load
     load_interval_s: float = 0.025
+    #: jobs per second offered, open loop, while stamps measure pickup at a steady load (about half of
+    #: what one jobsvc worker drains on the 2-core machine of docs/BENCHMARKS.md)
+    steady_rate: float = 1100.0
+    steady_s: float = 3.0
     worker_counts: tuple[int, ...] = (1, 2, 4)
     #: single submits per second offered to the API
     rates: tuple[float, ...] = (200, 500, 1000)
@@ -93,6 +97,8 @@ QUICK = {
     "jobs": 300,
     "backlog": 200,
     "idle_samples": 6,
+    "steady_rate": 200.0,
+    "steady_s": 1.0,
     "worker_counts": (1,),
     "rates": (200.0,),
     "batch_rates": (5.0,),
@@ -147,6 +153,10 @@ async def pickup(stack: Stack, system: System, options: Options, clock: Clock) -
             await until_done(system, counter, ids, timeout_s=30)
             idle.append((await system.started_at([job]))[job] - enqueued_at)
         clock.say(f"{system.name}: idle pickup p50 {summary_ms(idle).get('p50')} ms")
+        steady, offered_per_s = await steady_pickup(system, counter, ids, options)
+        clock.say(
+            f"{system.name}: pickup at {offered_per_s:.0f} jobs/s p99 {summary_ms(steady).get('p99')} ms"
+        )
 
         signal_groups([worker], signal.SIGSTOP)  # the whole backlog is waiting when the stamps begin
         try:
@@ -169,10 +179,43 @@ async def pickup(stack: Stack, system: System, options: Options, clock: Clock) -
         load = [started[job] - at for job, at in stamps.items() if job in started]
     return {
         "idle_ms": summary_ms(idle),
+        "steady_ms": summary_ms(steady),
+        "steady_offered_per_s": round(offered_per_s, 1),
         "load_ms": summary_ms(load),
         "load_backlog": options.backlog,
         "load_drain_s": round(drained_s, 2),
     }
+
+
+async def steady_pickup(
+    system: System, counter: CountingRedis, ids: list[str], options: Options
+) -> tuple[list[float], float]:
+    """Open loop: jobs at ``steady_rate`` for ``steady_s``, every 20th a stamp (the rest no-ops), each sent
+    at its scheduled moment whatever the earlier ones are doing; the stamps' pickup latencies, and the
+    rate the sends achieved."""
+    loop = asyncio.get_running_loop()
+    stamps: dict[str, float] = {}
+
+    async def send(n: int) -> None:
+        kind: Kind = "stamp" if n % 20 == 0 else "noop"
+        enqueued_at = time.time()
+        job = await system.enqueue(kind)
+        ids.append(job)
+        if kind == "stamp":
+            stamps[job] = enqueued_at
+
+    sends: list[asyncio.Task[None]] = []
+    began = loop.time()
+    for n in range(int(options.steady_rate * options.steady_s)):
+        delay = began + n / options.steady_rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sends.append(asyncio.create_task(send(n)))
+    await asyncio.gather(*sends)
+    offered_per_s = len(sends) / (loop.time() - began)
+    await until_done(system, counter, ids, timeout_s=120)
+    started = await system.started_at(list(stamps))
+    return [started[job] - at for job, at in stamps.items() if job in started], offered_per_s
 
 
 async def drain_once(stack: Stack, system: System, kind: Kind, workers: int, jobs: int) -> Figures:
@@ -470,10 +513,13 @@ def render(results: Figures, options: Options) -> str:
         section_table(
             results,
             "pickup",
-            "1. Pickup latency, enqueue -> start, ms (1 worker; under load: behind a draining backlog)",
+            "1. Pickup latency, enqueue -> start, ms (1 worker; steady: while jobs arrive at "
+            f"{options.steady_rate:g}/s; under load: behind a draining backlog)",
             [
                 ("idle p50", "idle_ms.p50"),
                 ("idle p99", "idle_ms.p99"),
+                ("steady p50", "steady_ms.p50"),
+                ("steady p99", "steady_ms.p99"),
                 ("load p50", "load_ms.p50"),
                 ("load p99", "load_ms.p99"),
                 ("backlog s", "load_drain_s"),

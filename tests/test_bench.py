@@ -29,6 +29,7 @@ def test_quick_suite_measures_every_section_for_jobsvc(tmp_path: Path) -> None:
     figures = {
         "idle pickup p50": jobsvc["pickup"]["idle_ms"]["p50"],
         "pickup under load p50": jobsvc["pickup"]["load_ms"]["p50"],
+        "pickup at a steady load p50": jobsvc["pickup"]["steady_ms"]["p50"],
         "noop drain": jobsvc["drain"]["noop_1w"]["jobs_per_s"],
         "sleep drain": jobsvc["drain"]["sleep_1w"]["jobs_per_s"],
         "REST single": next(iter(jobsvc["rest"]["single"].values()))["jobs_per_s"],
