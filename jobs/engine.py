@@ -12,7 +12,8 @@ operators start workers exactly as ARQ users expect and still get:
   pushes to, so a job starts as soon as it arrives; it wakes by itself when a deferred job falls due.
 - **Leases.** ARQ's in-progress lock lives the longest timeout + 10 s, so a killed worker's job waits
   that long (hours, for long jobs). Here the lock is a lease of ``lease_s`` that the worker renews
-  on every heartbeat while the job runs: when a worker dies, its jobs run again within ``lease_s``.
+  at least four times per lease while the job runs: when a worker dies, its jobs run again about
+  ``lease_s`` later (the lapse is its queue's timer, which idle workers wake for).
 - **Heartbeats.** Every ``heartbeat_s`` the worker records itself in a registry (``/v1/workers``,
   ``/readyz``; a dead worker drops out after ``3 * heartbeat_s``) and, in the same round trip, reads
   whether its queues hold ready work and when they next need a look (``keys.TIMERS``: a deferred job
@@ -398,7 +399,10 @@ class JobsvcWorker(Worker):
 
         reply = await until_redis_answers(record, f"recording the end of job {job_id}")
         self.handed_back.discard(job_id)
-        self.claims.pop(job_id, None)
+        # A retry due at once can be claimed again, here, before this attempt's task gets the answer:
+        # the claim to forget is this attempt's, not the next one's.
+        if self.claims.get(job_id) is claim:
+            del self.claims[job_id]
         if reply == "settle":
             await until_redis_answers(
                 lambda: settle_dependents(self.queues, [job_id], self.engine.retention_s),

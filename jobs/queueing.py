@@ -369,13 +369,3 @@ async def settle_dependents(
 async def _job_type_of(redis: Redis, job_id: str) -> str:
     raw = await typing.cast(Awaitable[bytes | None], redis.hget(keys.job_meta(job_id), "type"))
     return raw.decode() if raw else ""
-
-
-async def settle_leftovers(
-    queues: JobQueues, retention_s: Callable[[str], int], *, older_than_ms: int = 0
-) -> None:
-    """Settle the ended jobs whose dependents a crash left waiting (the settling set's old entries)."""
-    cutoff = now_ms() - older_than_ms
-    parents = await queues.redis.zrangebyscore(keys.SETTLING, "-inf", cutoff, start=0, num=100)
-    if parents:
-        await settle_dependents(queues, [p.decode() for p in parents], retention_s)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from arq import ArqRedis
 
 from jobs import keys
 from jobs.engine import JobsvcWorker
+from jobs.queueing import Claim
 from service.app import create_app
 from service.config import Settings
 from service.embedded import EmbeddedRedis
@@ -72,6 +74,46 @@ async def test_closing_a_worker_whose_task_is_cancelled_mid_finish_still_closes_
     assert worker.tasks == {}
     assert worker._pool is None  # the connections were closed
     assert await redis.zscore(keys.WORKERS, worker.worker_id) is None
+
+
+async def test_a_retry_claimed_before_its_previous_attempt_finished_keeps_its_own_claim(
+    http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
+) -> None:
+    """A retry due at once can be claimed again while the failed attempt's task still waits for the
+    answer to its release. That task must not forget the new claim: the next attempt's end would then
+    be recorded against the wrong queue, leaving the job in ARQ's queue to be run again once it ended."""
+    worker = make_worker(settings)
+    main = asyncio.create_task(worker.main())
+    try:
+        async with asyncio.timeout(10):
+            while not isinstance(worker, JobsvcWorker) or not await redis.zscore(
+                keys.WORKERS, worker.worker_id
+            ):
+                await asyncio.sleep(0.005)
+        real_release = worker.queues.release
+        raced: list[Claim] = []
+        first_attempt: list[asyncio.Task[Any]] = []
+
+        async def release_then_race(claim: Claim, **end: Any) -> str:
+            reply = await real_release(claim, **end)
+            if not raced:  # the next attempt is claimed before this one hears back
+                worker.allow_pick_jobs = False  # (and no other claim follows in this test)
+                first_attempt.append(worker.tasks[claim.job_id])
+                raced.append(replace(claim, score=claim.score + 1))
+                worker.claims[claim.job_id] = raced[0]
+            return reply
+
+        worker.queues.release = release_then_race  # type: ignore[method-assign]
+        job = await submit(http, "diag.fail", {"times": 1})
+        async with asyncio.timeout(10):
+            while not first_attempt or not first_attempt[0].done():
+                await asyncio.sleep(0.005)
+        assert raced[0].job_id == job["id"]
+        assert worker.claims.get(job["id"]) is raced[0]
+    finally:
+        main.cancel()
+        await asyncio.gather(main, return_exceptions=True)
+        await worker.close()
 
 
 def start_worker_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
