@@ -164,9 +164,11 @@ class JobsvcWorker(Worker):
         elapsed = time.monotonic()
         if elapsed - self._last_beat >= self.engine.heartbeat_s:
             await self.beat()
-        elif elapsed - self._last_renewal >= self.engine.renew_every_s and self._running_claims():
-            self._last_renewal = time.monotonic()
-            await self.queues.renew(int(self.engine.lease_s * 1000), self._running_claims())
+        elif elapsed - self._last_renewal >= self.engine.renew_every_s and (
+            running := self._running_claims()
+        ):
+            self._last_renewal = elapsed
+            await self.queues.renew(int(self.engine.lease_s * 1000), running)
 
     def _running_claims(self) -> list[Claim]:
         return [
@@ -427,7 +429,11 @@ class JobsvcWorker(Worker):
         found = self.claims.get(job_id)
         if found is not None:
             return found
-        # ARQ ran a job this worker did not claim (never in practice): its queue is the worker's first
+        # ARQ ran a job this worker holds no claim for: a bookkeeping slip, recorded against the worker's
+        # first queue, which may not be the job's; say so rather than hide it
+        logger.warning(
+            "job %s ends without a claim; recording it against queue %s", job_id, self.engine.queues[0][0]
+        )
         return Claim(job_id=job_id, score=0, queue=self.engine.queues[0][0], slot="")
 
     # -- shutdown --------------------------------------------------------------------------------------

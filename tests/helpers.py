@@ -11,9 +11,11 @@ from typing import Any
 
 import httpx
 from arq import ArqRedis
+from arq.worker import Worker
 from asgi_lifespan import LifespanManager
 
 from jobs import keys
+from jobs.engine import JobsvcWorker
 
 
 async def submit(
@@ -92,3 +94,13 @@ async def serve(app: Any) -> AsyncIterator[httpx.AsyncClient]:
             transport=transport, base_url="http://jobsvc.test", headers=headers
         ) as http:
             yield http
+
+
+async def until_registered(redis: ArqRedis, worker: Worker, timeout_s: float = 10) -> JobsvcWorker:
+    """Until a started worker has become jobsvc's engine and recorded itself in the worker registry."""
+    async with asyncio.timeout(timeout_s):
+        while (
+            not isinstance(worker, JobsvcWorker) or await redis.zscore(keys.WORKERS, worker.worker_id) is None
+        ):
+            await asyncio.sleep(0.005)
+    return worker

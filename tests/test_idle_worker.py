@@ -15,10 +15,9 @@ import redis.asyncio as redis_client
 from arq import ArqRedis
 
 from jobs import keys
-from jobs.engine import JobsvcWorker
 from service.config import Settings
 from tests.conftest import make_worker
-from tests.helpers import submit, wait_for_status
+from tests.helpers import submit, until_registered, wait_for_status
 
 
 @asynccontextmanager
@@ -30,12 +29,7 @@ async def idle_worker(
     worker = make_worker(tuned)
     task = asyncio.create_task(worker.main())
     try:
-        async with asyncio.timeout(10):
-            while (
-                not isinstance(worker, JobsvcWorker)
-                or await redis.zscore(keys.WORKERS, worker.worker_id) is None
-            ):
-                await asyncio.sleep(0.01)
+        await until_registered(redis, worker)
         await asyncio.sleep(0.2)
         yield
     finally:

@@ -25,7 +25,7 @@ from service.app import create_app
 from service.config import Settings
 from service.embedded import EmbeddedRedis
 from tests.conftest import ADMIN_KEY, auth, make_worker
-from tests.helpers import free_port, read_job, serve, submit, wait_for_status
+from tests.helpers import free_port, read_job, serve, submit, until_registered, wait_for_status
 from tests.test_processes import wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,8 +65,7 @@ async def test_closing_a_worker_whose_task_is_cancelled_mid_finish_still_closes_
     must collect it, unregister the worker and close its connections all the same."""
     worker = make_worker(settings)
     main = asyncio.create_task(worker.main())
-    while not isinstance(worker, JobsvcWorker) or await redis.zscore(keys.WORKERS, worker.worker_id) is None:
-        await asyncio.sleep(0.01)
+    await until_registered(redis, worker)
     worker.tasks["recording-its-finish"] = asyncio.create_task(asyncio.sleep(60))
     main.cancel()
     await asyncio.gather(main, return_exceptions=True)
@@ -85,11 +84,7 @@ async def test_a_retry_claimed_before_its_previous_attempt_finished_keeps_its_ow
     worker = make_worker(settings)
     main = asyncio.create_task(worker.main())
     try:
-        async with asyncio.timeout(10):
-            while not isinstance(worker, JobsvcWorker) or not await redis.zscore(
-                keys.WORKERS, worker.worker_id
-            ):
-                await asyncio.sleep(0.005)
+        await until_registered(redis, worker)
         real_release = worker.queues.release
         raced: list[Claim] = []
         first_attempt: list[asyncio.Task[Any]] = []
