@@ -15,13 +15,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from jobs import keys, registry
-from jobs.base import TIMEOUT_BACKSTOP_S
-from jobs.codec import deserialize, serialize
-from jobs.config import JobsConfig, SmtpConfig, WebhookConfig
-from jobs.connection import bound_waits, redis_settings_from_url
+from jobs import registry
+from jobs.context import JobsConfig, SmtpConfig, WebhookConfig
 from jobs.cpu import CpuPool
-from jobs.engine import EngineConfig, adopt
+from jobs.engine import keys
+from jobs.engine.codec import deserialize, serialize
+from jobs.engine.connection import bound_waits, redis_settings_from_url
+from jobs.engine.runner import TIMEOUT_BACKSTOP_S, arq_function
+from jobs.engine.worker import EngineConfig, adopt
 from jobs.limits import effective_limits
 from service.config import Settings, get_settings
 
@@ -111,7 +112,7 @@ use_uvloop_under_arq_cli(_settings)
 class WorkerSettings:
     """Read by ``arq``; every attribute is a keyword of ``arq.worker.Worker`` (a test checks)."""
 
-    functions = [jt.arq_function() for jt in _job_types.values()]
+    functions = [arq_function(jt) for jt in _job_types.values()]
     cron_jobs = registry.cron_jobs(_job_types)
     redis_settings = redis_settings_from_url(_settings.effective_redis_url)
     #: ARQ's own queue key of the first queue served (ARQ's health record and burst mode read it)

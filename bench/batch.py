@@ -18,8 +18,8 @@ from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
 from bench.measure import run_against_server
-from jobs import keys
-from service.app import create_app
+from jobs.engine import keys
+from service.api.app import create_app
 from service.config import Settings
 
 ADMIN_KEY = "bench-batch-admin-key-" + "k" * 32

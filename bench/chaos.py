@@ -2,14 +2,14 @@
 
     .venv/bin/python bench/chaos.py --jobs 10000 --workers 4 --kill-every 5 --redis-restarts 1
 
-It starts everything itself through ``service.processes.spawn``, so nothing outlives it: an embedded Valkey
-with AOF in a temporary directory (unless ``--redis-url`` names a server, which it then cannot restart), the
-API under uvicorn and K ``arq worker_settings.WorkerSettings`` processes. It submits N jobs through the REST
-API at a steady rate (mostly ``diag.sleep`` of 0-200 ms, ~10% ``diag.fail`` failing their first 1 or 2
-attempts), retrying a submit that meets a 503 or no answer with the same Idempotency-Key. Meanwhile it
-SIGKILLs a random worker every ``--kill-every`` seconds, starting a replacement at once, and restarts Redis
-mid-run. It stops once the service lists every accepted job as finished (or at ``--timeout``), reads every
-accepted job by id and prints the figures; ``--json PATH`` writes them too.
+It starts everything itself through ``service.devtools.processes.spawn``, so nothing outlives it: an embedded
+Valkey with AOF in a temporary directory (unless ``--redis-url`` names a server, which it then cannot
+restart), the API under uvicorn and K ``arq worker_settings.WorkerSettings`` processes. It submits N jobs
+through the REST API at a steady rate (mostly ``diag.sleep`` of 0-200 ms, ~10% ``diag.fail`` failing their
+first 1 or 2 attempts), retrying a submit that meets a 503 or no answer with the same Idempotency-Key.
+Meanwhile it SIGKILLs a random worker every ``--kill-every`` seconds, starting a replacement at once, and
+restarts Redis mid-run. It stops once the service lists every accepted job as finished (or at ``--timeout``),
+reads every accepted job by id and prints the figures; ``--json PATH`` writes them too.
 
 Exit status 0 only when nothing went wrong: no accepted job lost (404, or never finished), none failed or
 cancelled, every submit accepted in the end, no job in the service that the harness did not submit (a
@@ -43,11 +43,11 @@ from typing import Any, TypeVar
 
 import httpx
 
-from jobs.state import TERMINAL_STATUSES, JobStatus
+from jobs.status import TERMINAL_STATUSES, JobStatus
+from service.api.schemas import Job
 from service.client import JobsClient, JobsvcError, NotFound
-from service.embedded import EmbeddedRedis
-from service.processes import spawn, stop_processes
-from service.schemas import Job
+from service.devtools.embedded import EmbeddedRedis
+from service.devtools.processes import spawn, stop_processes
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fuzz.py --examples 300
 
-The same checks as ``tests/test_fuzz.py`` (no 5xx; status code, content type, body schema and headers as
+The same checks as ``tests/api/test_fuzz.py`` (no 5xx; status code, content type, body schema and headers as
 documented), with valid (positive) and invalid (negative) requests, but many more examples, a fresh random
 seed unless ``--seed`` is given, and no stop at the first failure: every distinct failure is collected
 (by operation, check and status) with a curl command that reproduces it. The app runs through its real
@@ -44,9 +44,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
-from service.embedded import EmbeddedRedis
+from service.devtools.embedded import EmbeddedRedis
 
 CHECKS = [
     not_a_server_error,

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import redis.asyncio
 
-from service.embedded import EmbeddedRedis
-from service.processes import parent_death_preexec, spawn, stop_processes
+from service.devtools.embedded import EmbeddedRedis
+from service.devtools.processes import parent_death_preexec, spawn, stop_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

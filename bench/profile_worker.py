@@ -30,7 +30,7 @@ from arq.worker import create_worker
 
 from bench.measure import run_against_server
 from bench.peers.jobsvc_app import JobsvcSystem
-from jobs.connection import open_pool, redis_settings_from_url
+from jobs.engine.connection import open_pool, redis_settings_from_url
 from service.config import Settings
 
 #: how a source path maps to the package it belongs to, most specific first

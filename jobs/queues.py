@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs import keys
+#: the queue a job type runs on unless it names another (ARQ's own queue, ``arq:queue``)
+DEFAULT_QUEUE = "default"
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class QueueSpec:
 #: the queues this service knows, with the weight a worker gives each unless told otherwise
 QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec("critical", 6, "Work a user is waiting for: password resets, receipts."),
-    QueueSpec(keys.DEFAULT_QUEUE, 3, "Everything else."),
+    QueueSpec(DEFAULT_QUEUE, 3, "Everything else."),
     QueueSpec("bulk", 1, "Large batches and backfills that may take their time."),
 )
 QUEUE_NAMES: tuple[str, ...] = tuple(spec.name for spec in QUEUES)

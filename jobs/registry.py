@@ -7,8 +7,11 @@ from typing import Any
 
 from arq.cron import CronJob
 
-from jobs import diag, email, images, maintenance, reports, webhooks
-from jobs.base import JobType
+from jobs.catalogue import diag, email, images, reports, webhooks
+from jobs.definition import JobType
+from jobs.engine import housekeeping as maintenance
+from jobs.engine.cron import arq_cron
+from jobs.engine.runner import arq_function
 from jobs.schedules import Schedule
 
 AnyJobType = JobType[Any, Any]
@@ -51,4 +54,4 @@ def schedules() -> Mapping[str, Schedule]:
 
 def cron_jobs(job_types_by_name: Mapping[str, AnyJobType]) -> list[CronJob]:
     """The schedules as ARQ ``CronJob``s for ``WorkerSettings.cron_jobs``."""
-    return [s.arq_cron(job_types_by_name[s.job_type].arq_function().coroutine) for s in SCHEDULES]
+    return [arq_cron(s, arq_function(job_types_by_name[s.job_type]).coroutine) for s in SCHEDULES]

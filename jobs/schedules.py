@@ -1,20 +1,18 @@
 """Schedules: job types run on a cron expression, by the workers, exactly once per tick.
 
-A :class:`Schedule` is declared beside its job type and becomes one of ``WorkerSettings.cron_jobs``
-(ARQ's ``CronJob`` computes the ticks). Every worker looks at every schedule, as ARQ's do, but a tick is
-enqueued by one server-side script that records the tick, so it becomes exactly one ordinary job however
-many workers race for it; a schedule that may not overlap skips a tick while its previous run still waits
-or runs. Times are UTC.
+A :class:`Schedule` is declared beside its job type and becomes one of ``WorkerSettings.cron_jobs`` (ARQ's
+``CronJob`` computes the ticks: ``jobs.engine.cron``). Every worker looks at every schedule, as ARQ's do, but
+a tick is enqueued by one server-side script that records the tick, so it becomes exactly one ordinary job
+however many workers race for it; a schedule that may not overlap skips a tick while its previous run still
+waits or runs. Times are UTC.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-from arq.cron import CronJob, cron
 
 #: field name, lowest and highest value, for the fields of a cron expression (seconds optional, first)
 _SECOND = ("second", 0, 59)
@@ -76,33 +74,6 @@ class Schedule:
             raise ValueError(f"schedule name {self.name!r} must match {SCHEDULE_NAME.pattern}")
         parse_cron(self.cron)
 
-    def arq_cron(self, coroutine: Any) -> CronJob:
-        """The schedule as ARQ's ``CronJob``: ARQ's worker computes its ticks, jobsvc's engine enqueues."""
-        fields = parse_cron(self.cron)
-        return cron(
-            coroutine,
-            name=self.name,
-            month=fields["month"],
-            day=fields["day"],
-            weekday=fields["weekday"],
-            hour=fields["hour"],
-            minute=fields["minute"],
-            second=fields["second"],
-            microsecond=0,
-            run_at_startup=False,
-        )
-
-    def next_run(self, after: datetime | None = None) -> datetime:
-        """The first tick after ``after`` (default now), UTC."""
-        probe = self.arq_cron(_never_called)
-        probe.calculate_next((after or datetime.now(UTC)).astimezone(UTC))
-        assert probe.next_run is not None
-        return probe.next_run
-
     def job_id(self, tick: datetime) -> str:
         """The job of one tick: the same id on every worker."""
         return f"cron:{self.name}:{int(tick.timestamp() * 1000)}"
-
-
-async def _never_called(ctx: dict[str, Any]) -> None:  # pragma: no cover - only used to compute ticks
-    raise AssertionError("a schedule probe is never run")

@@ -28,8 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from jobs.state import JobStatus
-from service.auth import SCOPES
+from jobs.status import JobStatus
+from service.api.auth import SCOPES
 from service.client import DEFAULT_URL, ApiError, JobsClient, JobsvcError, JobTimeout, ValidationFailed
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     if args.command == "dev":
         from service.config import get_settings
-        from service.dev import run_dev
+        from service.devtools.supervisor import run_dev
 
         try:
             settings = get_settings()
@@ -182,7 +182,7 @@ async def _run(args: argparse.Namespace) -> int:
 def _dev_admin_key() -> str | None:
     """The admin key ``jobsvc dev`` keeps in its data directory, when there is one."""
     from service.config import Settings
-    from service.dev import admin_key_path
+    from service.devtools.supervisor import admin_key_path
 
     try:
         return admin_key_path(Settings()).read_text().strip() or None

@@ -20,7 +20,8 @@ Every error it raises is a :class:`JobsvcError`::
         └── ServiceUnavailable   503  Redis does not answer; try again shortly
 
 Other error statuses (400, 500, a proxy's 502) raise :class:`ApiError` itself. Bodies that are not
-``application/problem+json`` still become a :class:`~service.schemas.Problem`, built from the status line.
+``application/problem+json`` still become a :class:`~service.api.schemas.Problem`, built from the status
+line.
 """
 
 from __future__ import annotations
@@ -37,8 +38,17 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from jobs.state import TERMINAL_STATUSES, JobStatus
-from service.schemas import ApiKeyList, FieldProblem, Job, JobList, JobTypeList, NewApiKey, Problem, rfc3339
+from jobs.status import TERMINAL_STATUSES, JobStatus
+from service.api.schemas import (
+    ApiKeyList,
+    FieldProblem,
+    Job,
+    JobList,
+    JobTypeList,
+    NewApiKey,
+    Problem,
+    rfc3339,
+)
 
 __all__ = [
     "ApiError",

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobs.connection import redact_url
-from jobs.queueing import Quotas
+from jobs.engine.connection import redact_url
+from jobs.engine.queue_ops import Quotas
 from jobs.queues import parse_served_queues
 
 SmtpTls = Literal["none", "starttls", "tls"]

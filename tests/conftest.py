@@ -25,10 +25,11 @@ from pydantic import SecretStr
 
 import worker_settings
 from jobs import registry
-from jobs.connection import open_pool, redis_settings_from_url
-from service.app import create_app
+from jobs.engine.connection import open_pool, redis_settings_from_url
+from jobs.engine.runner import arq_function
+from service.api.app import create_app
 from service.config import Settings
-from service.embedded import EmbeddedRedis
+from service.devtools.embedded import EmbeddedRedis
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +93,7 @@ def make_worker(settings: Settings, **overrides: Any) -> Worker:
     """An ARQ worker built from WorkerSettings, pointed at the test server and settings."""
     job_types = registry.job_types(diagnostics=settings.diagnostics)
     options: dict[str, Any] = {
-        "functions": [jt.arq_function() for jt in job_types.values()],
+        "functions": [arq_function(jt) for jt in job_types.values()],
         "redis_settings": redis_settings_from_url(settings.effective_redis_url),
         "ctx": {"settings": settings},
         "poll_delay": settings.worker_poll_delay_s,

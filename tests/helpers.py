@@ -14,8 +14,8 @@ from arq import ArqRedis
 from arq.worker import Worker
 from asgi_lifespan import LifespanManager
 
-from jobs import keys
-from jobs.engine import JobsvcWorker
+from jobs.engine import keys
+from jobs.engine.worker import JobsvcWorker
 
 
 async def submit(

@@ -13,15 +13,16 @@ from arq import ArqRedis
 
 from bench.measure import CountingRedis
 from bench.peers.base import BIN, SLEEP_S, Kind, System
-from jobs import keys
-from jobs.connection import open_pool
-from jobs.queueing import NewJob
+from jobs.engine import keys
+from jobs.engine.connection import open_pool
+from jobs.engine.queue_ops import NewJob
+from jobs.engine.records import read_snapshots
 from jobs.registry import job_types
-from jobs.state import JobStatus, read_snapshots
+from jobs.status import JobStatus
+from service.api.schemas import JobSubmit
+from service.api.submissions import prepare
 from service.config import Settings
-from service.schemas import JobSubmit
-from service.store import JobStore
-from service.submissions import prepare
+from service.stores.job_store import JobStore
 
 TYPES: dict[Kind, tuple[str, dict[str, object]]] = {
     "noop": ("diag.noop", {}),

@@ -1,0 +1,1 @@
+"""The job types jobsvc ships. Only ``jobs.registry`` imports them."""

@@ -1,0 +1,148 @@
+"""``webhook.deliver``: POST a signed JSON payload to a URL, retrying while the receiver is unwell.
+
+The receiver verifies ``X-Signature-256: sha256=<hex>``, an HMAC-SHA256 of the raw body keyed with the
+service's webhook secret, and drops repeats by ``Idempotency-Key`` (the job id, the same on every attempt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import time
+from typing import Annotated, Any
+
+import httpx
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints
+
+from jobs.catalogue.outbound import check_destination
+from jobs.context import Ctx
+from jobs.definition import RetryPolicy, job_type
+from jobs.errors import PermanentJobError, RetryableJobError
+from jobs.limits import Limit
+
+WEBHOOK_JOB_TIMEOUT_S = 30.0
+MAX_EXTRA_HEADERS = 20
+#: the receiver's answer is read up to this many bytes and then dropped
+MAX_RESPONSE_BYTES = 1_048_576
+USER_AGENT = "jobsvc-webhook/1"
+#: headers jobsvc sets itself or that would break the request's framing (lower case)
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "host",
+        "transfer-encoding",
+        "connection",
+        "user-agent",
+        "x-signature-256",
+        "idempotency-key",
+        "x-jobsvc-attempt",
+    }
+)
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
+_FORBIDDEN_IN_VALUE = re.compile(r"[\x00\r\n]")
+
+
+def _check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
+    if headers is None:
+        return None
+    seen: set[str] = set()
+    for name, value in headers.items():
+        if not _TOKEN.match(name):
+            raise ValueError(f"header name {name!r} is not an HTTP token")
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(f"header {name!r} is set by jobsvc and cannot be overridden")
+        if name.lower() in seen:
+            raise ValueError(f"header {name!r} is given twice")
+        seen.add(name.lower())
+        if _FORBIDDEN_IN_VALUE.search(value):
+            raise ValueError(f"header {name!r} has CR, LF or NUL in its value")
+    return headers
+
+
+class WebhookParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[HttpUrl, UrlConstraints(max_length=2048)] = Field(description="http(s) URL to POST to.")
+    payload: dict[str, Any] = Field(description="The JSON object to send.")
+    headers: Annotated[
+        dict[str, Annotated[str, Field(max_length=8192)]] | None,
+        Field(max_length=MAX_EXTRA_HEADERS),
+        AfterValidator(_check_headers),
+    ] = Field(None, description="Extra request headers; the ones jobsvc sets cannot be overridden.")
+
+
+class WebhookResult(BaseModel):
+    status_code: int
+    elapsed_ms: int = Field(description="From sending the request to the end of the response.")
+    response_bytes: int = Field(description=f"Bytes of response body read (at most {MAX_RESPONSE_BYTES}).")
+
+
+def signature(key: bytes, body: bytes) -> str:
+    """The ``X-Signature-256`` value of ``body``."""
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def _is_retryable_status(status: int) -> bool:
+    return status >= 500 or status in (408, 429)
+
+
+@job_type(
+    "webhook.deliver",
+    description="POSTs a JSON payload signed with HMAC-SHA256 to a URL; retries on 5xx, 429 and timeouts.",
+    timeout_s=WEBHOOK_JOB_TIMEOUT_S,
+    max_attempts=8,
+    retry=RetryPolicy(base_s=2.0, cap_s=600.0),
+    # at most 20 deliveries per second to any one host, across all workers
+    limit=Limit(rate=20, per_s=1.0, key=lambda params: params.url.host),
+)
+async def deliver_webhook(ctx: Ctx, params: WebhookParams) -> WebhookResult:
+    config = ctx["config"]
+    url = str(params.url)
+    host = params.url.host
+    body = json.dumps(params.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    headers = {
+        **(params.headers or {}),
+        "User-Agent": USER_AGENT,
+        "Content-Type": "application/json",
+        "X-Signature-256": signature(config.webhook.signing_key, body),
+        "Idempotency-Key": ctx["job_id"],
+        "X-Jobsvc-Attempt": str(ctx["job_try"]),
+    }
+    # one budget for resolving, connecting, sending and reading, ending before the job's own timeout
+    budget_s = min(config.webhook.timeout_s, WEBHOOK_JOB_TIMEOUT_S - 5)
+    try:
+        async with asyncio.timeout(budget_s):
+            await check_destination(
+                url, allow_private=config.allow_private_addresses, never=config.redis_endpoints
+            )
+            started = time.perf_counter()
+            request = ctx["http"].stream(
+                "POST", url, content=body, headers=headers, timeout=budget_s, follow_redirects=False
+            )
+            async with request as response:
+                received = 0
+                async for chunk in response.aiter_raw():
+                    received += len(chunk)
+                    if received >= MAX_RESPONSE_BYTES:
+                        received = MAX_RESPONSE_BYTES
+                        break
+    except TimeoutError:
+        raise RetryableJobError(f"{host} did not answer within {budget_s:g}s") from None
+    except httpx.TimeoutException as exc:
+        raise RetryableJobError(f"{host} did not answer in time ({type(exc).__name__})") from None
+    except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
+        raise PermanentJobError(f"cannot send to {host}: {exc}") from None
+    except httpx.TransportError as exc:
+        raise RetryableJobError(f"{host}: {type(exc).__name__}: {exc}") from None
+    elapsed_ms = round((time.perf_counter() - started) * 1000)
+    status = response.status_code
+    if 200 <= status < 300:
+        return WebhookResult(status_code=status, elapsed_ms=elapsed_ms, response_bytes=received)
+    if _is_retryable_status(status):
+        raise RetryableJobError(f"{host} answered {status} {response.reason_phrase}")
+    note = " (redirects are not followed)" if 300 <= status < 400 else ""
+    raise PermanentJobError(f"{host} answered {status} {response.reason_phrase}{note}")

@@ -1,0 +1,221 @@
+"""Every Redis key jobsvc reads or writes, built in one place.
+
+ARQ's own keys keep ARQ's formats so that ARQ's ``Job`` and tools built on it can still read our jobs.
+One key lives with its job type, since job types never import the engine: ``jobs.catalogue.diag.DIAG_LOG``
+(``jobsvc:diag:log``), which only the diagnostic types use.
+
+Nothing a client sends becomes part of a key unchecked: job ids are validated by the API before they
+reach here, job type names must name a registered type, and idempotency keys are hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from arq.constants import (
+    abort_jobs_ss,
+    default_queue_name,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
+
+from jobs.queues import DEFAULT_QUEUE as DEFAULT_QUEUE
+
+PREFIX = "jobsvc:"
+
+#: ARQ's sorted set of job ids whose abort was requested.
+ABORT_SET = abort_jobs_ss
+
+
+def arq_job(job_id: str) -> str:
+    """ARQ's job definition (function, params, enqueue time) while the job waits or runs."""
+    return job_key_prefix + job_id
+
+
+def arq_result(job_id: str) -> str:
+    """ARQ's result record, written when the job ends for good."""
+    return result_key_prefix + job_id
+
+
+def arq_in_progress(job_id: str) -> str:
+    """ARQ's lock held while an attempt runs."""
+    return in_progress_key_prefix + job_id
+
+
+def arq_retry(job_id: str) -> str:
+    """ARQ's pickup counter: the number of attempts started."""
+    return retry_key_prefix + job_id
+
+
+def arq_queue(queue: str) -> str:
+    """ARQ's sorted set of waiting job ids (score: due time in ms). ``default`` is ARQ's own queue."""
+    return default_queue_name if queue == DEFAULT_QUEUE else f"{default_queue_name}:{queue}"
+
+
+def job_meta(job_id: str) -> str:
+    """Hash of what ARQ does not keep: queue, priority, schedule, start time, progress."""
+    return f"{PREFIX}job:{job_id}"
+
+
+#: the tenant of the bootstrap admin key, of scheduled jobs, and of everything written before tenants
+DEFAULT_TENANT = "default"
+TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def _tenant(tenant: str) -> str:
+    """A tenant name, checked again here because it becomes part of keys."""
+    if not TENANT_NAME.match(tenant):
+        raise ValueError(f"not a tenant name: {tenant!r}")
+    return tenant
+
+
+def index_all(tenant: str) -> str:
+    """Sorted set of a tenant's job ids by creation time (ms), for listing newest first."""
+    return f"{PREFIX}index:t:{_tenant(tenant)}"
+
+
+def index_by_type(tenant: str, job_type: str) -> str:
+    return f"{PREFIX}index:t:{_tenant(tenant)}:type:{job_type}"
+
+
+def index_by_queue(tenant: str, queue: str) -> str:
+    return f"{PREFIX}index:t:{_tenant(tenant)}:queue:{queue}"
+
+
+def idempotency(tenant: str, key: str) -> str:
+    """The record of a tenant's ``Idempotency-Key``; the client's string is hashed, never used raw."""
+    digest = hashlib.sha256(f"{_tenant(tenant)}\x00{key}".encode()).hexdigest()
+    return f"{PREFIX}idempotency:{digest}"
+
+
+#: SCAN pattern matching every listing index.
+INDEX_PATTERN = f"{PREFIX}index*"
+
+#: sorted set of live workers: worker id -> last heartbeat (ms)
+WORKERS = f"{PREFIX}workers"
+
+
+def worker_record(worker_id: str) -> str:
+    """Hash describing one worker (host, pid, queues, counters); expires when heartbeats stop."""
+    return f"{PREFIX}worker:{worker_id}"
+
+
+def job_attempts(job_id: str) -> str:
+    """List of the job's failed attempts, one JSON object each."""
+    return f"{PREFIX}attempts:{job_id}"
+
+
+def dead_letters(tenant: str) -> str:
+    """Sorted set of a tenant's jobs that failed for good: job id -> when (ms)."""
+    return f"{DEAD_LETTERS_PREFIX}{_tenant(tenant)}"
+
+
+#: prefix of the dead-letter sets, for scripts
+DEAD_LETTERS_PREFIX = f"{PREFIX}dead:"
+
+
+# -- queues: how waiting jobs are ordered and claimed ------------------------------------------------------
+#
+# A waiting job stays in ARQ's queue (score: due time) from submit to end, as ARQ keeps it, so ARQ's ``Job``
+# still reads its status. Beside it, jobsvc orders and hands out work with these structures:
+
+#: prefix of ARQ's in-progress locks, for scripts that build them from job ids
+ARQ_IN_PROGRESS_PREFIX = in_progress_key_prefix
+#: prefix of jobsvc's per-job hashes, for scripts that build them from job ids
+JOB_META_PREFIX = f"{PREFIX}job:"
+
+
+def ready(queue: str) -> str:
+    """Sorted set of due jobs (score: priority band, then arrival order)."""
+    return f"{PREFIX}ready:{queue}"
+
+
+def deferred(queue: str) -> str:
+    """Sorted set of jobs due later (score: due ms * 10 + (9 - priority))."""
+    return f"{PREFIX}deferred:{queue}"
+
+
+def running(queue: str) -> str:
+    """Sorted set of jobs being run (score: when their lease expires, ms)."""
+    return f"{PREFIX}running:{queue}"
+
+
+#: sorted set: queue name -> the earliest moment (ms) a deferred job of the queue falls due or a lease of
+#: the queue lapses, or earlier. Claims set it exactly; every other writer only lowers it. Idle workers
+#: read it at each heartbeat instead of scanning every queue's sets.
+TIMERS = f"{PREFIX}timers"
+
+
+def wake(queue: str) -> str:
+    """List holding at most one token: pushed when work arrives, popped (blocking) by idle workers."""
+    return f"{PREFIX}wake:{queue}"
+
+
+#: counter giving every job that becomes ready its place in line
+READY_SEQUENCE = f"{PREFIX}seq"
+
+#: prefix of the keys behind rate and concurrency limits, built by the claim script from the limit's name
+LIMIT_PREFIX = f"{PREFIX}limit:"
+
+
+def dependents(job_id: str) -> str:
+    """Set of the jobs waiting for ``job_id`` to succeed."""
+    return f"{PREFIX}dependents:{job_id}"
+
+
+#: prefix of the dependents sets, for scripts
+DEPENDENTS_PREFIX = f"{PREFIX}dependents:"
+
+#: sorted set of ended jobs whose dependents still have to be released or cancelled (score: when, ms)
+SETTLING = f"{PREFIX}settling"
+
+
+#: prefix of the per-queue, per-minute outcome counts, for scripts
+STATS_PREFIX = f"{PREFIX}stats:"
+
+
+def queue_stats(queue: str, minute: int) -> str:
+    """Hash of one minute's outcomes in ``queue``: succeeded, failed, cancelled counts."""
+    return f"{STATS_PREFIX}{queue}:{minute}"
+
+
+def schedule_state(name: str) -> str:
+    """Hash of one schedule's last tick, its job and the ticks it skipped."""
+    return f"{PREFIX}schedule:{name}"
+
+
+# -- keys and tenants --------------------------------------------------------------------------------------
+
+
+def api_key(key_id: str) -> str:
+    """Hash describing one API key: tenant, scopes, creation time, and the SHA-256 of its secret."""
+    return f"{PREFIX}apikey:{key_id}"
+
+
+#: sorted set of API key ids by creation time (ms)
+API_KEYS = f"{PREFIX}apikeys"
+
+#: prefix of the per-tenant counters and settings, for scripts: ``<prefix><tenant>:open`` and so on
+TENANT_PREFIX = f"{PREFIX}tenant:"
+
+
+def tenant_open_jobs(tenant: str) -> str:
+    """Counter of a tenant's jobs that have not ended (its quota of open jobs)."""
+    return f"{TENANT_PREFIX}{_tenant(tenant)}:open"
+
+
+def tenant_quotas(tenant: str) -> str:
+    """Hash of a tenant's quotas set by an admin (unset fields: the settings' defaults)."""
+    return f"{TENANT_PREFIX}{_tenant(tenant)}:quotas"
+
+
+#: sorted set of the tenants that have had jobs: tenant -> first seen (ms)
+TENANTS = f"{PREFIX}tenants"
+
+
+def deleted(job_id: str) -> str:
+    """Marker of a job deleted with its tenant's data: its worker must not write its end back."""
+    return f"{PREFIX}deleted:{job_id}"

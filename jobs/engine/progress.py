@@ -1,0 +1,33 @@
+"""Progress a running job reports, kept beside the job so the API can show it."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from redis.asyncio import Redis
+
+from jobs.engine import keys
+from jobs.engine import lua as scripts
+from jobs.engine.connection import REDIS_DOWN
+
+logger = logging.getLogger("jobsvc.jobs")
+
+
+class ProgressReporter:
+    """Writes ``{"current", "total", "message"}`` into the job's record."""
+
+    def __init__(self, redis: Redis, job_id: str) -> None:
+        self._redis = redis
+        self._job_id = job_id
+        self._update = redis.register_script(scripts.UPDATE_META)
+
+    async def report(self, current: int, total: int | None = None, message: str | None = None) -> None:
+        """Best effort: while Redis is unavailable the report is dropped, never the job."""
+        value = json.dumps({"current": current, "total": total, "message": message})
+        try:
+            await self._update(keys=[keys.job_meta(self._job_id)], args=["progress", value])
+        except REDIS_DOWN as exc:
+            logger.warning(
+                "progress of job %s not recorded: redis unavailable (%s)", self._job_id, type(exc).__name__
+            )

@@ -1,0 +1,408 @@
+"""Python's side of the queue scripts (``jobs.engine.lua``), shared by the API and the workers.
+
+:class:`JobQueues` wraps each script in a typed call; :class:`NewJob` is a validated job ready to enqueue;
+:func:`settle_dependents` releases or cancels the jobs that waited for one that ended.
+"""
+
+from __future__ import annotations
+
+import time
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+from arq.jobs import serialize_job, serialize_result
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+from jobs.definition import JobType
+from jobs.engine import keys
+from jobs.engine import lua as scripts
+from jobs.engine.codec import deserialize, serialize
+from jobs.engine.records import CANCELLED_ERROR_TYPE
+from jobs.limits import partition_of
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated submission, ready to enqueue."""
+
+    type: str
+    params: dict[str, Any]
+    queue: str
+    priority: int
+    run_at_ms: int | None
+    max_attempts: int
+    timeout_s: float
+    retention_s: int
+    #: {"base_s", "cap_s"} overriding the type's retry policy
+    backoff: dict[str, float] | None = None
+    #: ids of jobs that must succeed before this one starts
+    depends_on: tuple[str, ...] = ()
+    #: which partition of its type's rate/concurrency limit the job counts against ('' for the whole type)
+    limit_key: str = ""
+    #: meta fields linking the job to others, e.g. ``{"replay_of": <id>}`` for a job run again
+    links: dict[str, str] = field(default_factory=dict)
+    #: who the job belongs to: only keys of this tenant see it
+    tenant: str = keys.DEFAULT_TENANT
+
+
+def new_job(
+    job_type: JobType[Any, Any],
+    params: BaseModel,
+    *,
+    default_timeout_s: float,
+    default_retention_s: int,
+    queue: str | None = None,
+    priority: int = 5,
+    run_at_ms: int | None = None,
+    max_attempts: int | None = None,
+    backoff: dict[str, float] | None = None,
+    depends_on: tuple[str, ...] = (),
+    links: dict[str, str] | None = None,
+    tenant: str = keys.DEFAULT_TENANT,
+) -> NewJob:
+    """A job of ``job_type`` with validated ``params``, ready to enqueue."""
+    return NewJob(
+        type=job_type.name,
+        params=params.model_dump(mode="json"),
+        queue=queue or job_type.queue,
+        priority=priority,
+        run_at_ms=run_at_ms,
+        max_attempts=max_attempts or job_type.max_attempts,
+        backoff=backoff,
+        timeout_s=job_type.timeout_s or default_timeout_s,
+        retention_s=int(job_type.keep_result_s or default_retention_s),
+        depends_on=depends_on,
+        limit_key=partition_of(job_type.limit, params),
+        links=links or {},
+        tenant=tenant,
+    )
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """A tenant's default quotas (an admin may set others per tenant)."""
+
+    max_open_jobs: int
+    submits_per_s: int
+
+
+def job_arguments(job: NewJob) -> dict[str, Any]:
+    """The keyword arguments ARQ stores and hands to the job type's adapter."""
+    arguments: dict[str, Any] = {"params": job.params, "max_attempts": job.max_attempts}
+    if job.backoff is not None:
+        arguments["backoff"] = job.backoff
+    if job.depends_on:
+        arguments["depends_on"] = list(job.depends_on)
+    if job.tenant != keys.DEFAULT_TENANT:
+        arguments["tenant"] = job.tenant
+    return arguments
+
+
+#: jobs per submit script in a batch: each script holds Redis for its whole chunk, so a chunk stays small
+SUBMIT_MANY_CHUNK = 200
+
+
+@dataclass(frozen=True)
+class Written:
+    """What an enqueue wrote: the job's creation and due times (ms)."""
+
+    created_ms: int
+    due_ms: int
+
+
+@dataclass(frozen=True)
+class EnqueueCall:
+    """A job as the enqueue scripts take it: index keys and arguments."""
+
+    index_keys: list[str]
+    args: list[str | int | bytes]
+    written: Written
+    tenant: str
+
+    @property
+    def packed(self) -> bytes:
+        """The arguments as the scripts unpack them: one msgpack array of strings (no bin type: Lua's
+        cmsgpack reads raw strings), as they would have been sent one by one."""
+        strings = [arg if isinstance(arg, bytes) else str(arg) for arg in self.args]
+        return typing.cast(bytes, msgpack.packb(strings, use_bin_type=False))
+
+
+def enqueue_call(job: NewJob, job_id: str, *, queued_expiry_ms: int) -> EnqueueCall:
+    created = now_ms()
+    due = max(job.run_at_ms or created, created)
+    job_ttl_ms = due - created + queued_expiry_ms
+    meta_ttl_ms = job_ttl_ms + int(job.timeout_s * 1000) + job.retention_s * 1000
+    record = serialize_job(job.type, (), job_arguments(job), None, created, serializer=serialize)
+    meta: dict[str, str | int] = {}  # type, queue, priority and tenant go in their own arguments
+    if job.run_at_ms is not None:
+        meta["scheduled_for"] = due
+    if job.limit_key:
+        meta["limit_key"] = job.limit_key
+    meta.update(job.links)
+    args: list[str | int | bytes] = [
+        job_id, record, due, job_ttl_ms, meta_ttl_ms, created, job.queue, job.priority, job.tenant, job.type,
+        len(job.depends_on), *job.depends_on,
+        *[str(part) for pair in meta.items() for part in pair],
+    ]  # fmt: skip
+    index_keys = [
+        keys.index_all(job.tenant),
+        keys.index_by_type(job.tenant, job.type),
+        keys.index_by_queue(job.tenant, job.queue),
+    ]
+    return EnqueueCall(
+        index_keys=index_keys, args=args, written=Written(created_ms=created, due_ms=due), tenant=job.tenant
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job a worker took: its id, ARQ queue score, queue and concurrency slot ('' for none), and what
+    the claim read for ARQ's ``run_job`` (``None`` for a claim made elsewhere)."""
+
+    job_id: str
+    score: int
+    queue: str
+    slot: str
+    start: ClaimedStart | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedStart:
+    """The replies of ARQ's first round trip in ``run_job``, read by the claim: the job's record (empty
+    when it is gone), its attempt number (already counted) and whether an abort was waiting for it."""
+
+    record: bytes
+    job_try: int
+    aborted: bool
+
+
+class JobQueues:
+    """The queue scripts, bound to one Redis connection pool."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._submit = redis.register_script(scripts.SUBMIT)
+        self._submit_many = redis.register_script(scripts.SUBMIT_MANY)
+        self._reserve = redis.register_script(scripts.RESERVE)
+        self._check_parents = redis.register_script(scripts.CHECK_PARENTS)
+        self._schedule_tick = redis.register_script(scripts.SCHEDULE_TICK)
+        self._claim = redis.register_script(scripts.CLAIM)
+        self._renew = redis.register_script(scripts.RENEW)
+        self._release = redis.register_script(scripts.RELEASE)
+        self._cancel_waiting = redis.register_script(scripts.CANCEL_WAITING)
+        self._settle = redis.register_script(scripts.SETTLE)
+
+    async def submit(
+        self, call: EnqueueCall, *, quotas: Quotas | None = None, idempotency_key: str | None = None,
+        idempotency_value: str = "", idempotency_ttl_ms: int = 0,
+    ) -> tuple[str, str]:  # fmt: skip
+        """Enqueue one job within its tenant's ``quotas`` (None: unchecked); ``(outcome, detail)``:
+        ``created`` (detail: how many of its parents it waits for), ``duplicate`` (detail: the earlier
+        submit's record), ``exists``, ``unknown_parent`` or ``parent_failed`` / ``parent_cancelled``
+        (detail: the parent's id), ``over_open`` or ``over_rate`` (detail: ms until a submit is allowed)."""
+        idem_key = keys.idempotency(call.tenant, idempotency_key or "")
+        value = idempotency_value if idempotency_key else ""
+        outcome, detail = await self._submit(
+            keys=[*call.index_keys, idem_key],
+            args=[value, idempotency_ttl_ms, *_quota_args(quotas), call.packed],
+        )
+        return outcome.decode(), detail.decode()
+
+    async def reserve(self, tenant: str, jobs: int, quotas: Quotas) -> tuple[str, str] | None:
+        """Count ``jobs`` submits against a tenant's quotas at once; None when allowed, else the refusal."""
+        refused = await self._reserve(args=[tenant, jobs, quotas.max_open_jobs, quotas.submits_per_s])
+        return (refused[0].decode(), refused[1].decode()) if refused else None
+
+    async def check_parents(
+        self, tenant: str, parent_lists: Sequence[Sequence[str]]
+    ) -> list[tuple[str, str]]:
+        """For each list of parents, in one pipelined round trip: ``("ok", "")``, or the refusal a submit
+        naming them would meet (see ``submit``)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for parent_ids in parent_lists:
+                await self._check_parents(args=[tenant, *parent_ids], client=pipe)
+            replies = await pipe.execute()
+        return [(outcome.decode(), detail.decode()) for outcome, detail in replies]
+
+    async def submit_many(self, calls: Sequence[EnqueueCall]) -> list[tuple[str, str]]:
+        """Enqueue several jobs (their quotas reserved already) in one pipelined round trip; each job
+        is written atomically."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for start in range(0, len(calls), SUBMIT_MANY_CHUNK):
+                chunk = calls[start : start + SUBMIT_MANY_CHUNK]
+                packed = msgpack.packb([[call.index_keys, call.packed] for call in chunk], use_bin_type=False)
+                await self._submit_many(args=[packed], client=pipe)
+            replies = await pipe.execute()
+        return [(outcome.decode(), detail.decode()) for chunk in replies for outcome, detail in chunk]
+
+    async def schedule_tick(self, name: str, tick_ms: int, *, overlap: bool, call: EnqueueCall) -> str:
+        """Enqueue a schedule's job for one tick: ``created``, ``taken`` (another worker did) or
+        ``skipped`` (its previous run has not ended and it may not overlap)."""
+        outcome, _ = await self._schedule_tick(
+            keys=call.index_keys, args=[name, tick_ms, int(overlap), call.packed]
+        )
+        return typing.cast(str, outcome.decode())
+
+    async def claim(
+        self,
+        *,
+        lease_ms: int,
+        free: int,
+        limits: str,
+        queues: Iterable[tuple[str, int]],
+        credits: dict[str, int],
+    ) -> tuple[list[Claim], int | None]:
+        """Take up to ``free`` ready jobs from ``queues`` (name, weight), sharing the slots by weight with
+        the round-robin ``credits`` (updated in place); also the earliest time (ms) one of them needs a
+        look again (a deferred job falls due or a lease lapses), if any."""
+        served = list(queues)
+        args: list[str | int] = [lease_ms, free, limits]
+        for name, weight in served:
+            args += [name, weight, credits.get(name, 0)]
+        raw_claims, next_due, new_credits = await self._claim(args=args)
+        for (name, _), credit in zip(served, new_credits, strict=True):
+            credits[name] = int(credit)
+        claims = [
+            Claim(
+                job_id=i.decode(),
+                score=int(float(s)),
+                queue=q.decode(),
+                slot=slot.decode(),
+                start=ClaimedStart(record=record, job_try=int(tries), aborted=bool(aborted)),
+            )
+            for i, s, q, slot, record, tries, aborted in raw_claims
+        ]
+        due = int(next_due)
+        return claims, (due if due >= 0 else None)
+
+    async def renew(self, lease_ms: int, claims: Iterable[Claim], *, client: Redis | None = None) -> None:
+        """Extend the leases of running jobs (on ``client``, e.g. a pipeline, when given)."""
+        args: list[str | int] = [lease_ms]
+        for claim in claims:
+            args += [claim.job_id, claim.queue, claim.slot]
+        await self._renew(args=args, client=client)
+
+    async def release(
+        self,
+        claim: Claim,
+        *,
+        ended: bool,
+        result: bytes | None = None,
+        result_ttl_ms: int = 0,
+        keep_lock_ms: int | None = None,
+        delay_ms: int = 0,
+        handed_back: bool = False,
+        outcome: str = "",
+        bury_for_ms: int | None = None,
+    ) -> str:
+        """End an attempt: ``ended`` with its result (and outcome), or back in line after ``delay_ms``.
+        Answers ``settle`` when the job ended and others wait for it."""
+        reply = await self._release(
+            args=[
+                claim.job_id,
+                claim.queue,
+                claim.slot,
+                "finish" if ended else "again",
+                result or b"",
+                result_ttl_ms,
+                "" if keep_lock_ms is None else keep_lock_ms,
+                delay_ms,
+                int(handed_back),
+                outcome,
+                int(bury_for_ms is not None),
+                bury_for_ms or 0,
+            ]
+        )
+        return typing.cast(str, reply.decode())
+
+    async def cancel_waiting(self, job_id: str, *, message: str, retention_ms: int) -> str:
+        """Cancel a job that has not started: ``cancelled``, or ``finished``/``running``/``missing``."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.arq_job(job_id))
+            pipe.get(keys.arq_retry(job_id))
+            pipe.hget(keys.job_meta(job_id), "queue")
+            raw, attempts, meta_queue = await pipe.execute()
+        if raw is None:
+            return "missing"
+        record = cancellation_record(
+            job_id,
+            raw,
+            attempts=int(attempts or 0),
+            queue=meta_queue.decode() if meta_queue else keys.DEFAULT_QUEUE,
+            message=message,
+        )
+        reply = await self._cancel_waiting(keys=[keys.ABORT_SET], args=[job_id, record, retention_ms])
+        return typing.cast(str, reply.decode())
+
+    async def settle(self, parent_id: str) -> list[str]:
+        """Release the dependents of a job that succeeded; the ids still to cancel when it did not."""
+        children = await self._settle(args=[parent_id])
+        return [child.decode() for child in children]
+
+
+def _quota_args(quotas: Quotas | None) -> list[int]:
+    if quotas is None:
+        return [0, 0, 0]
+    return [1, quotas.max_open_jobs, quotas.submits_per_s]
+
+
+def cancellation_record(job_id: str, job_raw: bytes, *, attempts: int, queue: str, message: str) -> bytes:
+    """ARQ's result record for a job cancelled before it started."""
+    record = deserialize(job_raw)
+    result = serialize_result(
+        record["f"],
+        (),
+        record.get("k") or {},
+        attempts,
+        record["et"],
+        False,
+        {"type": CANCELLED_ERROR_TYPE, "message": message},
+        0,  # never started
+        now_ms(),
+        f"{job_id}:{record['f']}",
+        keys.arq_queue(queue),
+        job_id,
+        serializer=serialize,
+    )
+    assert result is not None, "a cancellation record always serializes"
+    return result
+
+
+async def settle_dependents(
+    queues: JobQueues, parent_ids: Iterable[str], retention_s: Callable[[str], int]
+) -> None:
+    """Release the dependents of jobs that succeeded, cancel (with the reason) those of jobs that did
+    not, and so on down the chain. Safe to repeat: whatever a crash interrupts stays in the settling set."""
+    redis = queues.redis
+    pending = list(parent_ids)
+    while pending:
+        parent = pending.pop()
+        doomed = await queues.settle(parent)
+        if not doomed:
+            continue
+        outcome_raw = await typing.cast(Awaitable[bytes | None], redis.hget(keys.job_meta(parent), "outcome"))
+        outcome = outcome_raw.decode() if outcome_raw else "ended"
+        for child in doomed:
+            job_type = await _job_type_of(redis, child)
+            reply = await queues.cancel_waiting(
+                child,
+                message=f"dependency {parent} {outcome}",
+                retention_ms=retention_s(job_type) * 1000,
+            )
+            if reply == "cancelled":
+                pending.append(child)
+            await typing.cast(Awaitable[int], redis.srem(keys.dependents(parent), child))
+        await queues.settle(parent)
+
+
+async def _job_type_of(redis: Redis, job_id: str) -> str:
+    raw = await typing.cast(Awaitable[bytes | None], redis.hget(keys.job_meta(job_id), "type"))
+    return raw.decode() if raw else ""

@@ -1,0 +1,73 @@
+"""The FastAPI application: ``create_app(settings)``; its lifespan opens the ARQ pool on ``app.state``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from jobs.engine.connection import open_pool
+from jobs.registry import job_types as registered_job_types
+from service.api.auth import KeyStore
+from service.api.body_size import BodySizeLimit
+from service.api.errors import install_error_handlers
+from service.api.openapi import build_openapi
+from service.api.routes import admin, dead_letters, health, job_types, jobs, operations
+from service.api.security import install_security
+from service.config import Settings, get_settings
+from service.stores.dead_letter_store import DeadLetterStore
+from service.stores.job_store import JobStore
+from service.stores.tenant_store import TenantStore
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    catalogue = registered_job_types(diagnostics=settings.diagnostics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await open_pool(settings.effective_redis_url)
+        app.state.arq = pool
+        app.state.store = JobStore(
+            pool,
+            queued_job_expiry_s=settings.queued_job_expiry_s,
+            idempotency_ttl_s=settings.idempotency_ttl_s,
+            retention_s=lambda name: int(
+                (catalogue[name].keep_result_s if name in catalogue else None) or settings.result_retention_s
+            ),
+        )
+        app.state.dead_letters = DeadLetterStore(pool, app.state.store)
+        app.state.keys = KeyStore(pool, admin_key=settings.admin_api_key)
+        app.state.tenants = TenantStore(pool, defaults=settings.default_quotas)
+        try:
+            yield
+        finally:
+            await pool.aclose(close_connection_pool=True)
+
+    app = FastAPI(
+        title="jobsvc",
+        version="0.1.0",
+        description="Submit typed jobs, read their status and results, wait for them, cancel them.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.job_types = catalogue
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(jobs.router)
+    app.include_router(dead_letters.router)
+    app.include_router(job_types.router)
+    app.include_router(operations.router)
+    app.include_router(admin.router)
+    install_security(app, settings)  # last: its headers go on every answer
+    app.include_router(health.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app, catalogue)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,183 @@
+"""API keys: who is calling, for which tenant, and allowed to do what.
+
+A key reads ``jsk_<id>_<secret>``: the id names its record (``jobsvc:apikey:<id>``), the secret is 256
+random bits shown once, at creation; only its SHA-256 is stored, and it is compared in constant time.
+``JOBSVC_ADMIN_API_KEY`` is an admin key that lives in the settings instead (all scopes, tenant
+``default``), to create the others. Every route under ``/v1`` declares the scope it needs:
+
+- ``submit``: submit, batch, retry, replay dead letters
+- ``read``: read, wait for and list jobs and dead letters, the job type catalogue
+- ``cancel``: cancel jobs, delete and purge dead letters
+- ``admin``: keys, tenants, queues, schedules and workers (they span tenants)
+
+Missing or unknown key: 401 with ``WWW-Authenticate: Bearer``. A key without the scope: 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import typing
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
+from redis.asyncio import Redis
+
+from jobs.engine import keys
+from service.api.errors import Forbidden, Unauthorized
+
+Scope = Literal["submit", "read", "cancel", "admin"]
+SCOPES: tuple[Scope, ...] = ("submit", "read", "cancel", "admin")
+TOKEN_PREFIX = "jsk"
+ADMIN_KEY_ID = "admin"
+#: the SHA-256 compared against when a key id is unknown, so that an unknown id costs the same work
+_UNKNOWN = hashlib.sha256(b"no such key").hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: the tenant its key belongs to and what the key may do."""
+
+    key_id: str
+    tenant: str
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    id: str
+    tenant: str
+    scopes: tuple[str, ...]
+    created_at: int
+    name: str
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key: ``key`` is shown once and never stored."""
+
+    record: KeyRecord
+    key: str
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_token(token: str) -> tuple[str, str] | None:
+    """``jsk_<id>_<secret>`` -> (id, secret); None when it is not shaped like a key."""
+    prefix, _, rest = token.partition("_")
+    key_id, _, secret = rest.partition("_")
+    if prefix != TOKEN_PREFIX or len(key_id) != 16 or not secret or len(token) > 200:
+        return None
+    if any(c not in "0123456789abcdef" for c in key_id):
+        return None
+    return key_id, secret
+
+
+class KeyStore:
+    """Create, list, revoke and check API keys."""
+
+    def __init__(self, redis: Redis, *, admin_key: SecretStr | None) -> None:
+        self.redis = redis
+        self._admin_digest = _digest(admin_key.get_secret_value()) if admin_key else None
+
+    async def create(self, tenant: str, scopes: Iterable[Scope], *, name: str = "") -> IssuedKey:
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        record = KeyRecord(
+            id=key_id,
+            tenant=tenant,
+            scopes=tuple(s for s in SCOPES if s in set(scopes)),
+            created_at=int(time.time() * 1000),
+            name=name,
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                keys.api_key(key_id),
+                mapping={
+                    "tenant": record.tenant,
+                    "scopes": ",".join(record.scopes),
+                    "created_at": record.created_at,
+                    "name": record.name,
+                    "secret_sha256": _digest(secret),
+                },
+            )
+            pipe.zadd(keys.API_KEYS, {key_id: record.created_at})
+            await pipe.execute()
+        return IssuedKey(record=record, key=f"{TOKEN_PREFIX}_{key_id}_{secret}")
+
+    async def list(self) -> list[KeyRecord]:
+        ids = [raw.decode() for raw in await self.redis.zrange(keys.API_KEYS, 0, -1)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key_id in ids:
+                pipe.hgetall(keys.api_key(key_id))
+            rows: list[dict[bytes, bytes]] = await pipe.execute()
+        return [_record(key_id, row) for key_id, row in zip(ids, rows, strict=True) if row]
+
+    async def revoke(self, key_id: str) -> bool:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.api_key(key_id))
+            pipe.zrem(keys.API_KEYS, key_id)
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    async def authenticate(self, token: str) -> Principal | None:
+        """The principal a bearer token stands for, or None. Constant-time in the secret."""
+        offered = _digest(token)
+        if self._admin_digest is not None and hmac.compare_digest(offered, self._admin_digest):
+            return Principal(key_id=ADMIN_KEY_ID, tenant=keys.DEFAULT_TENANT, scopes=frozenset(SCOPES))
+        parsed = parse_token(token)
+        if parsed is None:
+            return None
+        key_id, secret = parsed
+        row = await typing.cast(Awaitable[dict[bytes, bytes]], self.redis.hgetall(keys.api_key(key_id)))
+        stored = row.get(b"secret_sha256", b"").decode() or _UNKNOWN
+        if not hmac.compare_digest(_digest(secret), stored) or not row:
+            return None
+        record = _record(key_id, row)
+        return Principal(key_id=key_id, tenant=record.tenant, scopes=frozenset(record.scopes))
+
+
+def _record(key_id: str, row: dict[bytes, bytes]) -> KeyRecord:
+    return KeyRecord(
+        id=key_id,
+        tenant=row.get(b"tenant", b"").decode(),
+        scopes=tuple(s for s in row.get(b"scopes", b"").decode().split(",") if s),
+        created_at=int(row.get(b"created_at", b"0")),
+        name=row.get(b"name", b"").decode(),
+    )
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer jsk_…`.")
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets the request through when its key has ``scope``; its Principal."""
+
+    async def check(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Principal:
+        if credentials is None:
+            raise Unauthorized("Send an API key: `Authorization: Bearer <key>`.")
+        key_store: KeyStore = request.app.state.keys
+        principal = await key_store.authenticate(credentials.credentials)
+        if principal is None:
+            raise Unauthorized("This API key is not valid (unknown, revoked or mistyped).")
+        if scope not in principal.scopes:
+            raise Forbidden(f"This API key lacks the `{scope}` scope.", scope=scope)
+        return principal
+
+    return check
+
+
+SubmitKey = Annotated[Principal, Depends(require("submit"))]
+ReadKey = Annotated[Principal, Depends(require("read"))]
+CancelKey = Annotated[Principal, Depends(require("cancel"))]
+AdminKey = Annotated[Principal, Depends(require("admin"))]

@@ -1,0 +1,88 @@
+"""/v1/admin: API keys and tenants (quotas, and deleting a tenant's data). Admin scope only."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response, status
+
+from jobs.engine.keys import TENANT_NAME
+from service.api.auth import AdminKey, KeyRecord, KeyStore
+from service.api.errors import KeyNotFound
+from service.api.routes.jobs import ERRORS
+from service.api.schemas import (
+    ApiKeyCreate,
+    ApiKeyList,
+    ApiKeyView,
+    NewApiKey,
+    TenantDeletion,
+    TenantList,
+    TenantQuotas,
+)
+from service.stores.tenant_store import TenantStore
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERRORS)
+
+KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="The key's id (not the key).")]
+Tenant = Annotated[str, Path(pattern=TENANT_NAME.pattern, description="The tenant's name.")]
+
+
+def _keys(request: Request) -> KeyStore:
+    store: KeyStore = request.app.state.keys
+    return store
+
+
+def _tenants(request: Request) -> TenantStore:
+    store: TenantStore = request.app.state.tenants
+    return store
+
+
+def _key_view(record: KeyRecord) -> ApiKeyView:
+    return ApiKeyView(
+        id=record.id,
+        tenant=record.tenant,
+        scopes=list(record.scopes),
+        name=record.name,
+        created_at=record.created_at,  # ms, converted by the model
+    )
+
+
+@router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=NewApiKey, summary="Create a key")
+async def create_key(body: ApiKeyCreate, caller: AdminKey, request: Request) -> NewApiKey:
+    """The key is in this answer only: only its hash is kept."""
+    issued = await _keys(request).create(body.tenant, body.scopes, name=body.name)
+    return NewApiKey(**_key_view(issued.record).model_dump(), key=issued.key)
+
+
+@router.get("/keys", response_model=ApiKeyList, summary="List keys (never their secrets)")
+async def list_keys(caller: AdminKey, request: Request) -> ApiKeyList:
+    return ApiKeyList(keys=[_key_view(record) for record in await _keys(request).list()])
+
+
+@router.delete(
+    "/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, summary="Revoke a key"
+)
+async def revoke_key(key_id: KeyId, caller: AdminKey, request: Request) -> None:
+    if not await _keys(request).revoke(key_id):
+        raise KeyNotFound(f"No API key with id {key_id}.")
+
+
+@router.get("/tenants", response_model=TenantList, summary="Tenants, their open jobs and quotas")
+async def list_tenants(caller: AdminKey, request: Request) -> TenantList:
+    return TenantList(tenants=[TenantQuotas.from_view(view) for view in await _tenants(request).list()])
+
+
+@router.put("/tenants/{tenant}/quotas", response_model=TenantQuotas, summary="Set a tenant's quotas")
+async def set_quotas(
+    tenant: Tenant, body: TenantQuotas.Update, caller: AdminKey, request: Request
+) -> TenantQuotas:
+    """Fields left out (or null) go back to the defaults (JOBSVC_TENANT_MAX_OPEN_JOBS, …_SUBMITS_PER_S)."""
+    store = _tenants(request)
+    await store.set_quotas(tenant, max_open_jobs=body.max_open_jobs, submits_per_s=body.submits_per_s)
+    return TenantQuotas.from_view(await store.get(tenant))
+
+
+@router.delete("/tenants/{tenant}/jobs", response_model=TenantDeletion, summary="Delete a tenant's jobs")
+async def delete_tenant_jobs(tenant: Tenant, caller: AdminKey, request: Request) -> TenantDeletion:
+    """Every job of the tenant, its result, attempts and dead letter; running ones are aborted."""
+    return TenantDeletion(tenant=tenant, deleted_jobs=await _tenants(request).delete_jobs(tenant))

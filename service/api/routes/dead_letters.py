@@ -1,0 +1,162 @@
+"""/v1/dead-letters: jobs that failed for good; read them, replay them as new jobs, delete them.
+
+The bulk routes (``:replay``, ``:purge``) are declared before the ``{job_id}`` ones; ids cannot contain
+``/``, so ``/v1/dead-letters/{job_id}`` never matches them anyway.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from service.api.auth import CancelKey, ReadKey, SubmitKey
+from service.api.deps import DeadLettersDep, JobTypesDep, SettingsDep
+from service.api.routes.jobs import ERRORS, job_view
+from service.api.schemas import (
+    JOB_ID_PATTERN,
+    JOB_TYPE_PATTERN,
+    QUEUE_PATTERN,
+    AttemptView,
+    DeadLetter,
+    DeadLetterList,
+    DeadLetterPurgeResult,
+    DeadLetterReplay,
+    DeadLetterReplayResult,
+    DeadLetterSelection,
+    Job,
+    JobError,
+    ReplayedDeadLetter,
+)
+from service.stores.dead_letter_store import DeadLetterRecord
+
+router = APIRouter(tags=["dead-letters"])
+
+DeadLetterId = Annotated[
+    str, Path(pattern=JOB_ID_PATTERN, max_length=128, description="The id of the job that failed.")
+]
+
+
+def _moment(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _attempt_view(record: dict[str, Any]) -> AttemptView:
+    started, finished = record.get("started_at"), record.get("finished_at")
+    return AttemptView(
+        attempt=record["attempt"],
+        started_at=_moment(started) if started else None,
+        finished_at=_moment(finished) if finished else None,
+        error=JobError(**record["error"]),
+    )
+
+
+def dead_letter_view(record: DeadLetterRecord) -> DeadLetter:
+    return DeadLetter(
+        id=record.job.id,
+        job=job_view(record.job),
+        failed_at=_moment(record.failed_at),
+        attempts=[_attempt_view(attempt) for attempt in record.attempts],
+        traceback=record.traceback,
+        replayed_as=record.job.replayed_as,
+    )
+
+
+@router.post(
+    "/v1/dead-letters:replay",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DeadLetterReplayResult,
+    responses=ERRORS,
+    summary="Replay dead letters in bulk",
+)
+async def replay_dead_letters(
+    selection: DeadLetterReplay,
+    caller: SubmitKey,
+    dead_letters: DeadLettersDep,
+    job_types: JobTypesDep,
+    settings: SettingsDep,
+) -> DeadLetterReplayResult:
+    """Replay up to `limit` dead letters of `type` and/or `queue`, newest first, each as a new job. Those
+    that cannot run again (their type is gone, their params no longer fit) are left where they are."""
+    replayed = await dead_letters.replay_where(
+        caller.tenant, job_types, settings, type=selection.type, queue=selection.queue, limit=selection.limit
+    )
+    return DeadLetterReplayResult(
+        replayed=[
+            ReplayedDeadLetter(dead_letter_id=old_id, job=job_view(snapshot)) for old_id, snapshot in replayed
+        ],
+        count=len(replayed),
+    )
+
+
+@router.post(
+    "/v1/dead-letters:purge",
+    response_model=DeadLetterPurgeResult,
+    responses=ERRORS,
+    summary="Delete dead letters in bulk",
+)
+async def purge_dead_letters(
+    selection: DeadLetterSelection, caller: CancelKey, dead_letters: DeadLettersDep
+) -> DeadLetterPurgeResult:
+    """Delete every dead letter of `type` and/or `queue` with its records; `{}` deletes them all."""
+    return DeadLetterPurgeResult(
+        purged=await dead_letters.purge_where(caller.tenant, type=selection.type, queue=selection.queue)
+    )
+
+
+@router.get("/v1/dead-letters", response_model=DeadLetterList, responses=ERRORS, summary="List dead letters")
+async def list_dead_letters(
+    caller: ReadKey,
+    dead_letters: DeadLettersDep,
+    type_: Annotated[str | None, Query(alias="type", pattern=JOB_TYPE_PATTERN, max_length=100)] = None,
+    queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+) -> DeadLetterList:
+    """Jobs that failed for good, newest first, with their attempts and final traceback."""
+    records, next_cursor = await dead_letters.list(
+        caller.tenant, type=type_, queue=queue, limit=limit, cursor=cursor
+    )
+    return DeadLetterList(dead_letters=[dead_letter_view(r) for r in records], next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/dead-letters/{job_id}", response_model=DeadLetter, responses=ERRORS, summary="Read a dead letter"
+)
+async def get_dead_letter(job_id: DeadLetterId, caller: ReadKey, dead_letters: DeadLettersDep) -> DeadLetter:
+    return dead_letter_view(await dead_letters.get(job_id, caller.tenant))
+
+
+@router.post(
+    "/v1/dead-letters/{job_id}/replay",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Job,
+    responses=ERRORS,
+    summary="Replay a dead letter as a new job",
+)
+async def replay_dead_letter(
+    job_id: DeadLetterId,
+    response: Response,
+    caller: SubmitKey,
+    dead_letters: DeadLettersDep,
+    job_types: JobTypesDep,
+    settings: SettingsDep,
+) -> Job:
+    """The new job has `replay_of` naming the dead one, which leaves the dead letters with `replayed_as`
+    set. 404 when the job type no longer exists."""
+    snapshot = await dead_letters.replay(job_id, caller.tenant, job_types, settings)
+    response.headers["Location"] = f"/v1/jobs/{snapshot.id}"
+    return job_view(snapshot)
+
+
+@router.delete(
+    "/v1/dead-letters/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=ERRORS,
+    summary="Delete a dead letter",
+)
+async def delete_dead_letter(job_id: DeadLetterId, caller: CancelKey, dead_letters: DeadLettersDep) -> None:
+    """Remove it from the dead letters and delete the job's records."""
+    await dead_letters.delete(job_id, caller.tenant)

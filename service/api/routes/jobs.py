@@ -1,0 +1,233 @@
+"""/v1/jobs: submit, read, wait for, cancel, list and retry jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from jobs.engine.records import JobSnapshot
+from jobs.status import JobStatus
+from service.api.auth import CancelKey, ReadKey, SubmitKey
+from service.api.deps import DeadLettersDep, JobTypesDep, SettingsDep, StoreDep
+from service.api.schemas import (
+    JOB_ID_PATTERN,
+    JOB_TYPE_PATTERN,
+    QUEUE_PATTERN,
+    Job,
+    JobBatch,
+    JobBatchItems,
+    JobError,
+    JobLinks,
+    JobList,
+    JobProgress,
+    JobSubmit,
+    Problem,
+)
+from service.api.submissions import prepare, prepare_batch, request_fingerprint
+from service.stores.job_store import ListFilter
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, max_length=128, description="The job's id.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", min_length=1, max_length=255, description="Replays return the first job."
+    ),
+]
+#: how long DELETE waits for a running job's abort to land before answering
+CANCEL_WAIT_S = 5.0
+#: how often an event stream reads its job
+EVENTS_POLL_S = 0.1
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+}
+
+
+def _time(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else None
+
+
+def job_view(snapshot: JobSnapshot) -> Job:
+    return Job(
+        id=snapshot.id,
+        type=snapshot.type,
+        queue=snapshot.queue,
+        priority=snapshot.priority,
+        status=snapshot.status,
+        params=snapshot.params,
+        result=snapshot.result,
+        error=JobError(**snapshot.error) if snapshot.error else None,
+        attempts=snapshot.attempts,
+        max_attempts=snapshot.max_attempts,
+        progress=JobProgress(**snapshot.progress) if snapshot.progress else None,
+        cancel_requested=snapshot.cancel_requested,
+        created_at=_time(snapshot.created_at) or datetime.now(UTC),
+        scheduled_for=_time(snapshot.scheduled_for),
+        started_at=_time(snapshot.started_at),
+        finished_at=_time(snapshot.finished_at),
+        links=JobLinks(self=f"/v1/jobs/{snapshot.id}"),
+        replay_of=snapshot.replay_of,
+        replayed_as=snapshot.replayed_as,
+        depends_on=snapshot.depends_on,
+        waiting_for=snapshot.waiting_for,
+        schedule=snapshot.schedule,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Job,
+    responses={200: {"model": Job, "description": "An Idempotency-Key replay: the first job."}, **ERRORS},
+    summary="Submit a job",
+)
+async def submit_job(
+    submit: JobSubmit,
+    response: Response,
+    caller: SubmitKey,
+    store: StoreDep,
+    job_types: JobTypesDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Job:
+    """Validate the params against the job type's schema and enqueue; nothing is written when they fail."""
+    new_job = prepare(submit, job_types, settings, tenant=caller.tenant)
+    snapshot, created = await store.submit(
+        new_job,
+        job_id=uuid.uuid4().hex,
+        quotas=settings.default_quotas,
+        idempotency_key=idempotency_key,
+        request_hash=request_fingerprint(submit),
+    )
+    response.headers["Location"] = f"/v1/jobs/{snapshot.id}"
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return job_view(snapshot)
+
+
+@router.post(
+    ":batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobBatch,
+    responses=ERRORS,
+    summary="Submit up to 1,000 jobs at once",
+)
+async def submit_batch(
+    batch: JobBatchItems, caller: SubmitKey, store: StoreDep, job_types: JobTypesDep, settings: SettingsDep
+) -> JobBatch:
+    """Every job is validated first (a 422 names each bad item's index), then all are enqueued in one
+    pipelined round trip."""
+    new_jobs = prepare_batch(batch.jobs, job_types, settings, tenant=caller.tenant)
+    snapshots = await store.submit_many(
+        [(job, uuid.uuid4().hex) for job in new_jobs], tenant=caller.tenant, quotas=settings.default_quotas
+    )
+    return JobBatch(jobs=[job_view(s) for s in snapshots])
+
+
+@router.get(
+    "/{job_id}", response_model=Job, responses=ERRORS, summary="Read a job, optionally waiting for it"
+)
+async def get_job(
+    job_id: JobId,
+    caller: ReadKey,
+    store: StoreDep,
+    settings: SettingsDep,
+    wait: Annotated[
+        float | None, Query(ge=0, le=60, description="Seconds to hold for the job to end.")
+    ] = None,
+) -> Job:
+    if wait:
+        return job_view(await store.wait(job_id, caller.tenant, min(wait, settings.max_wait_s)))
+    return job_view(await store.get(job_id, caller.tenant))
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Job,
+    responses=ERRORS,
+    summary="Cancel a job",
+)
+async def cancel_job(job_id: JobId, caller: CancelKey, store: StoreDep) -> Job:
+    """A waiting job never starts; a running one is aborted. 409 when it had already finished."""
+    return job_view(await store.cancel(job_id, caller.tenant, wait_s=CANCEL_WAIT_S))
+
+
+@router.get("", response_model=JobList, responses=ERRORS, summary="List jobs, newest first")
+async def list_jobs(
+    caller: ReadKey,
+    store: StoreDep,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    type_: Annotated[str | None, Query(alias="type", pattern=JOB_TYPE_PATTERN, max_length=100)] = None,
+    queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+) -> JobList:
+    snapshots, next_cursor = await store.list_jobs(
+        caller.tenant, ListFilter(status=status_, type=type_, queue=queue), limit=limit, cursor=cursor
+    )
+    return JobList(jobs=[job_view(s) for s in snapshots], next_cursor=next_cursor)
+
+
+@router.post(
+    "/{job_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Job,
+    responses=ERRORS,
+    summary="Run a failed or cancelled job again, as a new job",
+)
+async def retry_job(
+    job_id: JobId,
+    response: Response,
+    caller: SubmitKey,
+    dead_letters: DeadLettersDep,
+    job_types: JobTypesDep,
+    settings: SettingsDep,
+) -> Job:
+    """The new job has the same type, params, queue, priority and attempts, and `replay_of` naming this one;
+    this one leaves the dead letters. 409 unless it failed or was cancelled, or when it already ran again."""
+    snapshot = await dead_letters.retry(job_id, caller.tenant, job_types, settings)
+    response.headers["Location"] = f"/v1/jobs/{snapshot.id}"
+    return job_view(snapshot)
+
+
+async def own_job(job_id: JobId, caller: ReadKey, store: StoreDep) -> JobSnapshot:
+    """The caller's job, read before a stream starts, so that an unknown (or another tenant's) id is a
+    plain 404 rather than a stream that breaks."""
+    return await store.get(job_id, caller.tenant)
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses=ERRORS,
+    summary="Follow a job: its status changes and progress, as Server-Sent Events",
+)
+async def job_events(
+    job: Annotated[JobSnapshot, Depends(own_job)], caller: ReadKey, store: StoreDep
+) -> AsyncIterator[ServerSentEvent]:
+    """`event: status` with the Job whenever its status (or attempt) changes, `event: progress` with the
+    progress whenever it moves; the stream ends after the event that shows the job finished."""
+    seen_status: tuple[str, int] | None = None
+    seen_progress: dict[str, Any] | None = None
+    snapshot = job
+    while True:
+        if (snapshot.status.value, snapshot.attempts) != seen_status:
+            seen_status = (snapshot.status.value, snapshot.attempts)
+            yield ServerSentEvent(event="status", data=job_view(snapshot).model_dump(mode="json"))
+        elif snapshot.progress is not None and snapshot.progress != seen_progress:
+            yield ServerSentEvent(event="progress", data=snapshot.progress)
+        seen_progress = snapshot.progress
+        if snapshot.is_finished:
+            return
+        await asyncio.sleep(EVENTS_POLL_S)
+        snapshot = await store.get(snapshot.id, caller.tenant)

@@ -1,0 +1,104 @@
+"""Turning a client's submission into a job ready to enqueue, or a precise 4xx, before Redis is touched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from jobs.engine.queue_ops import NewJob, new_job
+from jobs.registry import AnyJobType
+from service.api.errors import UnknownJobType
+from service.api.schemas import MAX_DELAY_S, JobSubmit
+from service.config import Settings
+
+#: how far in the past ``run_at`` may lie (clock skew between client and server)
+RUN_AT_SKEW_S = 5.0
+
+
+def _invalid(loc: tuple[str | int, ...], message: str, code: str = "value_error") -> RequestValidationError:
+    return RequestValidationError([{"loc": ("body", *loc), "msg": message, "type": code}])
+
+
+def prepare(
+    submit: JobSubmit, job_types: Mapping[str, AnyJobType], settings: Settings, *, tenant: str
+) -> NewJob:
+    """Validate ``submit`` against its job type; raises UnknownJobType (404) or a 422 naming the field."""
+    job_type = job_types.get(submit.type)
+    if job_type is None:
+        raise UnknownJobType(f"No job type named {submit.type!r}; GET /v1/job-types lists them.")
+    size = len(json.dumps(submit.params, separators=(",", ":")))
+    if size > settings.max_params_bytes:
+        raise _invalid(("params",), f"params take {size} bytes as JSON; at most {settings.max_params_bytes}")
+    try:
+        params = job_type.params_model.model_validate(submit.params)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", "params", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
+    queue = submit.queue or job_type.queue
+    if queue not in job_type.allowed_queues:
+        allowed = ", ".join(job_type.allowed_queues)
+        raise _invalid(("queue",), f"{submit.type} may run on {allowed}; not on {queue!r}")
+    now = time.time()
+    run_at_ms: int | None = None
+    if submit.delay_seconds:
+        run_at_ms = int((now + submit.delay_seconds) * 1000)
+    elif submit.run_at is not None:
+        at = submit.run_at.timestamp()
+        if at < now - RUN_AT_SKEW_S:
+            raise _invalid(("run_at",), "run_at lies in the past")
+        if at > now + MAX_DELAY_S:
+            raise _invalid(("run_at",), "run_at lies more than a year ahead")
+        run_at_ms = int(at * 1000)
+    return new_job(
+        job_type,
+        params,
+        default_timeout_s=settings.job_timeout_s,
+        default_retention_s=settings.result_retention_s,
+        queue=queue,
+        priority=submit.priority,
+        run_at_ms=run_at_ms,
+        max_attempts=submit.max_attempts,
+        backoff=submit.backoff.model_dump() if submit.backoff else None,
+        depends_on=tuple(dict.fromkeys(submit.depends_on)),
+        tenant=tenant,
+    )
+
+
+def prepare_batch(
+    items: Sequence[dict[str, Any]], job_types: Mapping[str, AnyJobType], settings: Settings, *, tenant: str
+) -> list[NewJob]:
+    """Validate every submission; a 422 names each bad item by its index, and nothing is enqueued."""
+    prepared: list[NewJob] = []
+    errors: list[Any] = []
+    for index, item in enumerate(items):
+        try:
+            submit = JobSubmit.model_validate(item)
+        except ValidationError as exc:
+            errors.extend(
+                {**e, "loc": ("body", "jobs", index, *e["loc"])} for e in exc.errors(include_url=False)
+            )
+            continue
+        try:
+            prepared.append(prepare(submit, job_types, settings, tenant=tenant))
+        except UnknownJobType as exc:
+            errors.append(
+                {"loc": ("body", "jobs", index, "type"), "msg": exc.detail, "type": "unknown_job_type"}
+            )
+        except RequestValidationError as exc:
+            errors.extend({**e, "loc": ("body", "jobs", index, *e["loc"][1:])} for e in exc.errors())
+    if errors:
+        raise RequestValidationError(errors)
+    return prepared
+
+
+def request_fingerprint(submit: JobSubmit) -> str:
+    """A digest of the submission as sent, to tell a replay from a different request under one key."""
+    body: dict[str, Any] = submit.model_dump(mode="json", exclude_unset=True)
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

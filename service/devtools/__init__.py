@@ -1,0 +1,1 @@
+"""Development tooling: ``jobsvc dev``, its embedded server and child processes."""

@@ -1,0 +1,1 @@
+"""What the API reads and writes in Redis, one store per resource."""

@@ -1,0 +1,114 @@
+"""Tenants: their quotas, and deleting everything a tenant has (jobs, results, dead letters)."""
+
+from __future__ import annotations
+
+import builtins
+import time
+import typing
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from jobs.engine import keys
+from jobs.engine import lua as scripts
+from jobs.engine.queue_ops import Quotas
+
+#: a job deleted while it runs keeps this marker as long, so its worker does not write its end back
+DELETED_MARKER_TTL_MS = 7 * 86_400 * 1000
+BATCH = 500
+#: SCAN pattern of every tenant's Idempotency-Key records, derived from the one place keys are named
+IDEMPOTENCY_PATTERN = keys.idempotency(keys.DEFAULT_TENANT, "").rpartition(":")[0] + ":*"
+#: KEYS: an Idempotency-Key record. ARGV: the value it had when read. Deletes it unless it changed since.
+FORGET_IF_UNCHANGED = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class TenantView:
+    name: str
+    open_jobs: int
+    quotas: Quotas
+
+
+class TenantStore:
+    def __init__(self, redis: Redis, *, defaults: Quotas) -> None:
+        self.redis = redis
+        self.defaults = defaults
+        self._purge = redis.register_script(scripts.PURGE_JOB)
+        self._forget = redis.register_script(FORGET_IF_UNCHANGED)
+
+    async def list(self) -> list[TenantView]:
+        names = [raw.decode() for raw in await self.redis.zrange(keys.TENANTS, 0, -1)]
+        return [await self.get(name) for name in names]
+
+    async def get(self, tenant: str) -> TenantView:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.tenant_open_jobs(tenant))
+            pipe.hgetall(keys.tenant_quotas(tenant))
+            open_jobs, quotas = await pipe.execute()
+        return TenantView(name=tenant, open_jobs=int(open_jobs or 0), quotas=self._quotas(quotas))
+
+    async def set_quotas(self, tenant: str, *, max_open_jobs: int | None, submits_per_s: int | None) -> None:
+        """Set the tenant's own quotas; a None field goes back to the default."""
+        key = keys.tenant_quotas(tenant)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for field, value in (("max_open_jobs", max_open_jobs), ("submits_per_s", submits_per_s)):
+                if value is None:
+                    pipe.hdel(key, field)
+                else:
+                    pipe.hset(key, field, str(value))
+            pipe.zadd(keys.TENANTS, {tenant: int(time.time() * 1000)}, nx=True)
+            await pipe.execute()
+
+    async def delete_jobs(self, tenant: str) -> int:
+        """Delete every job of ``tenant`` with its result, attempts, dead letter and Idempotency-Key;
+        running ones are aborted and their end is never written. Returns how many jobs were deleted."""
+        index = keys.index_all(tenant)
+        deleted: set[str] = set()
+        while True:
+            job_ids = [raw.decode() for raw in await self.redis.zrange(index, 0, BATCH - 1)]
+            if not job_ids:
+                break
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in job_ids:
+                    await self._purge(args=[job_id, tenant, DELETED_MARKER_TTL_MS], client=pipe)
+                replies = await pipe.execute()
+            deleted.update(job_id for job_id, n in zip(job_ids, replies, strict=True) if int(n))
+            # (the index entries go with the index keys below; drop them now so the loop advances)
+            await self.redis.zrem(index, *job_ids)
+        # the tenant's other indexes are ``<index_all>:…``; a bare ``<index_all>*`` would also match the
+        # indexes of every tenant whose name starts with this one's (acme: acme-eu, acmecorp)
+        leftovers = [key async for key in self.redis.scan_iter(match=f"{index}:*", count=500)]
+        await self.redis.delete(*leftovers, index, keys.dead_letters(tenant), keys.tenant_open_jobs(tenant))
+        await self._forget_idempotency_keys(deleted)
+        return len(deleted)
+
+    async def _forget_idempotency_keys(self, job_ids: set[str]) -> None:
+        """Drop the Idempotency-Keys that name deleted jobs, so the tenant may use them again (their names
+        are hashes: only their values, ``<job id> <request hash>``, tell whose they are)."""
+        if not job_ids:
+            return
+        batch: builtins.list[bytes] = []
+        async for key in self.redis.scan_iter(match=IDEMPOTENCY_PATTERN, count=500):
+            batch.append(typing.cast(bytes, key))
+            if len(batch) >= BATCH:
+                await self._forget_among(batch, job_ids)
+                batch = []
+        if batch:
+            await self._forget_among(batch, job_ids)
+
+    async def _forget_among(self, idempotency_keys: builtins.list[bytes], job_ids: set[str]) -> None:
+        values = await self.redis.mget(idempotency_keys)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, value in zip(idempotency_keys, values, strict=True):
+                if value is not None and value.decode().partition(" ")[0] in job_ids:
+                    await self._forget(keys=[key], args=[value], client=pipe)
+            await pipe.execute()
+
+    def _quotas(self, raw: dict[bytes, bytes]) -> Quotas:
+        return Quotas(
+            max_open_jobs=int(raw.get(b"max_open_jobs") or self.defaults.max_open_jobs),
+            submits_per_s=int(raw.get(b"submits_per_s") or self.defaults.submits_per_s),
+        )

@@ -1,0 +1,322 @@
+"""webhook.deliver against a real HTTP server on 127.0.0.1, submitted through the API and run by ARQ."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+import pytest
+from arq import ArqRedis
+
+import worker_settings
+from jobs.catalogue.outbound import check_destination
+from jobs.engine import keys
+from jobs.errors import PermanentJobError
+from service.config import Settings
+from tests.helpers import free_port, make_due
+from tests.helpers import read_job as read
+from tests.helpers import submit as submit_job
+
+#: a status the test server answers with by never answering
+HANG = 0
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class HookServer:
+    """A minimal HTTP/1.1 server that records each request and answers the queued statuses, then 200."""
+
+    statuses: list[int] = field(default_factory=list)
+    requests: list[Received] = field(default_factory=list)
+    reply: bytes = b'{"ok":true}'
+    port: int = 0
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/orders"
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            method, path, _ = (await reader.readline()).decode().split(" ", 2)
+            headers: dict[str, str] = {}
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.requests.append(Received(method, path, headers, body))
+            status = self.statuses.pop(0) if self.statuses else 200
+            if status == HANG:
+                await self.released.wait()
+                return
+            head = (
+                f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(self.reply)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode() + self.reply)
+            await writer.drain()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+
+@pytest.fixture
+async def hook_server() -> AsyncIterator[HookServer]:
+    hooks = HookServer()
+    server = await asyncio.start_server(hooks.handle, "127.0.0.1", 0)
+    hooks.port = server.sockets[0].getsockname()[1]
+    try:
+        yield hooks
+    finally:
+        hooks.released.set()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.fixture
+def settings_update() -> dict[str, Any]:
+    """Overridden by tests that need other webhook settings."""
+    return {}
+
+
+@pytest.fixture
+def settings(settings: Settings, settings_update: dict[str, Any]) -> Settings:
+    return settings.model_copy(update={"webhook_allow_private": True, **settings_update})
+
+
+async def submit(http: httpx.AsyncClient, params: dict[str, Any], **extra: Any) -> str:
+    return str((await submit_job(http, "webhook.deliver", params, **extra))["id"])
+
+
+async def test_delivery_posts_the_exact_signed_body_and_succeeds(
+    http: httpx.AsyncClient, run_jobs: Any, hook_server: HookServer, settings: Settings
+) -> None:
+    payload = {
+        "order": 42,
+        "items": [{"sku": "A-1", "qty": 2}],
+        "note": "café ☕",
+        "paid": True,
+        "coupon": None,
+    }
+    job_id = await submit(http, {"url": hook_server.url, "payload": payload, "headers": {"X-Tenant": "acme"}})
+
+    await run_jobs()
+
+    job = await read(http, job_id)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["attempts"] == 1
+    assert job["result"]["status_code"] == 200
+    assert job["result"]["response_bytes"] == len(hook_server.reply)
+    assert job["result"]["elapsed_ms"] >= 0
+    [request] = hook_server.requests
+    assert (request.method, request.path) == ("POST", "/hooks/orders")
+    assert request.body == json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    assert json.loads(request.body) == payload
+    expected = hmac.new(settings.webhook_signing_key, request.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(request.headers["x-signature-256"], f"sha256={expected}")
+    assert request.headers["idempotency-key"] == job_id
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["user-agent"] == "jobsvc-webhook/1"
+    assert request.headers["x-jobsvc-attempt"] == "1"
+    assert request.headers["x-tenant"] == "acme"
+
+
+@pytest.mark.parametrize("status", [404, 410, 302])
+async def test_client_error_or_redirect_fails_after_one_attempt(
+    http: httpx.AsyncClient, run_jobs: Any, hook_server: HookServer, status: int
+) -> None:
+    hook_server.statuses.append(status)
+    job_id = await submit(http, {"url": hook_server.url, "payload": {}})
+
+    await run_jobs()
+
+    job = await read(http, job_id)
+    assert job["status"] == "failed"
+    assert job["attempts"] == 1
+    assert job["error"]["type"] == "PermanentJobError"
+    assert str(status) in job["error"]["message"]
+    assert len(hook_server.requests) == 1
+
+
+@pytest.mark.parametrize("status", [503, 429])
+async def test_server_error_is_retried_and_succeeds_on_the_second_attempt(
+    http: httpx.AsyncClient, run_jobs: Any, redis: ArqRedis, hook_server: HookServer, status: int
+) -> None:
+    hook_server.statuses.append(status)
+    job_id = await submit(http, {"url": hook_server.url, "payload": {"event": "paid"}})
+
+    await run_jobs(max_burst_jobs=1)
+    waiting = await read(http, job_id)
+    assert waiting["status"] == "deferred"
+    assert waiting["attempts"] == 1
+    assert waiting["error"]["type"] == "RetryableJobError"
+    assert str(status) in waiting["error"]["message"]
+
+    await make_due(redis, job_id)
+    await run_jobs()
+
+    job = await read(http, job_id)
+    assert job["status"] == "succeeded"
+    assert job["attempts"] == 2
+    assert job["result"]["status_code"] == 200
+    first, second = hook_server.requests
+    assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == job_id
+    assert first.headers["x-signature-256"] == second.headers["x-signature-256"]
+    assert (first.headers["x-jobsvc-attempt"], second.headers["x-jobsvc-attempt"]) == ("1", "2")
+
+
+async def test_unreachable_receiver_is_retryable(http: httpx.AsyncClient, run_jobs: Any) -> None:
+    job_id = await submit(
+        http, {"url": f"http://127.0.0.1:{free_port()}/hook", "payload": {}}, max_attempts=1
+    )
+
+    await run_jobs()
+
+    job = await read(http, job_id)
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "RetryableJobError"
+    assert "ConnectError" in job["error"]["message"]
+
+
+@pytest.mark.parametrize("settings_update", [{"webhook_timeout_s": 0.2}])
+async def test_receiver_that_never_answers_times_out_as_retryable(
+    http: httpx.AsyncClient, run_jobs: Any, hook_server: HookServer
+) -> None:
+    hook_server.statuses.append(HANG)
+    job_id = await submit(http, {"url": hook_server.url, "payload": {}}, max_attempts=1)
+
+    await run_jobs()
+
+    job = await read(http, job_id)
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "RetryableJobError"
+    assert "did not answer" in job["error"]["message"]
+
+
+@pytest.mark.parametrize("settings_update", [{"webhook_allow_private": False}])
+async def test_loopback_url_is_refused_when_private_addresses_are_not_allowed(
+    http: httpx.AsyncClient, run_jobs: Any, hook_server: HookServer
+) -> None:
+    job_id = await submit(http, {"url": hook_server.url, "payload": {}})
+
+    await run_jobs()
+
+    job = await read(http, job_id)
+    assert job["status"] == "failed"
+    assert job["attempts"] == 1
+    assert job["error"]["type"] == "PermanentJobError"
+    assert "non-public address" in job["error"]["message"]
+    assert hook_server.requests == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://10.0.0.1/",
+        "http://192.168.1.10:8080/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://[fe80::1]/",
+        "http://[fd00::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0/",
+        "http://224.0.0.1/",
+        "http://localhost/",
+        "ftp://127.0.0.1/",
+        "file:///etc/passwd",
+    ],
+)
+async def test_check_destination_refuses_non_public_addresses(url: str) -> None:
+    with pytest.raises(PermanentJobError):
+        await check_destination(url, allow_private=False)
+
+
+async def test_check_destination_allows_loopback_only_when_asked() -> None:
+    await check_destination("http://127.0.0.1:8080/hook", allow_private=True)
+    await check_destination("https://localhost/hook", allow_private=True)
+    with pytest.raises(PermanentJobError):
+        await check_destination("ftp://127.0.0.1/", allow_private=True)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"url": "not a url", "payload": {}},
+        {"url": "ftp://example.com/hook", "payload": {}},
+        {"url": "https://example.com/" + "x" * 2048, "payload": {}},
+        {"url": "https://example.com/hook", "payload": [1, 2]},
+        {"url": "https://example.com/hook", "payload": {}, "headers": {"Content-Type": "text/plain"}},
+        {"url": "https://example.com/hook", "payload": {}, "headers": {"x-signature-256": "sha256=00"}},
+        {"url": "https://example.com/hook", "payload": {}, "headers": {"Idempotency-Key": "k"}},
+        {"url": "https://example.com/hook", "payload": {}, "headers": {"Host": "internal"}},
+        {"url": "https://example.com/hook", "payload": {}, "headers": {"Bad Header": "v"}},
+        {"url": "https://example.com/hook", "payload": {}, "headers": {"X-A": "v\r\nX-B: w"}},
+        {"url": "https://example.com/hook", "payload": {}, "headers": {f"X-{i}": "v" for i in range(21)}},
+        {"url": "https://example.com/hook", "payload": {}, "method": "PUT"},
+    ],
+    ids=[
+        "not-a-url",
+        "ftp",
+        "url-too-long",
+        "payload-not-object",
+        "content-type",
+        "signature",
+        "idempotency-key",
+        "host",
+        "bad-header-name",
+        "crlf-in-value",
+        "21-headers",
+        "extra-field",
+    ],
+)
+async def test_invalid_params_are_refused_and_nothing_is_enqueued(
+    http: httpx.AsyncClient, redis: ArqRedis, params: dict[str, Any]
+) -> None:
+    response = await http.post("/v1/jobs", json={"type": "webhook.deliver", "params": params})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["pointer"].startswith("/params")
+    assert await redis.zcard(keys.arq_queue("default")) == 0
+
+
+async def test_a_webhook_never_reaches_the_services_own_redis_even_with_private_addresses_allowed(
+    http: httpx.AsyncClient, run_jobs: Any, hook_server: HookServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hook server stands in for Redis: the worker is told Redis listens on its port."""
+    port = int(hook_server.url.rsplit(":", 1)[1].split("/")[0])
+    monkeypatch.setattr(worker_settings, "redis_endpoints", lambda url: (("localhost", port),))
+    job_id = await submit(http, {"url": hook_server.url, "payload": {"SET": "x"}})
+
+    await run_jobs()
+
+    job = await read(http, job_id)
+    assert (job["status"], job["attempts"]) == ("failed", 1)
+    assert "own Redis" in job["error"]["message"]
+    assert hook_server.requests == []
+
+
+async def test_the_redis_guard_knows_every_name_of_the_endpoint_and_only_its_port() -> None:
+    never = (("127.0.0.1", 6390),)
+    for url in ("http://localhost:6390/", "http://127.0.0.1:6390/x", "http://[::1]:6390/"):
+        with pytest.raises(PermanentJobError, match="own Redis"):
+            await check_destination(url, allow_private=True, never=never)
+    await check_destination("http://127.0.0.1:6391/", allow_private=True, never=never)
+    assert worker_settings.redis_endpoints("redis://user:pw@cache.internal:6380/0") == (
+        ("cache.internal", 6380),
+    )
+    assert worker_settings.redis_endpoints("rediss://cache.internal/0") == (("cache.internal", 6379),)
+    assert worker_settings.redis_endpoints("unix:///run/redis.sock") == ()

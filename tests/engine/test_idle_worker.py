@@ -1,0 +1,72 @@
+"""An idle worker blocks on its wake-up lists and looks at its queues only at heartbeats, yet misses
+nothing: deferred jobs start when due, and work whose wake-up token went astray is found at the next
+heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import httpx
+import redis.asyncio as redis_client
+from arq import ArqRedis
+
+from jobs.engine import keys
+from service.config import Settings
+from tests.conftest import make_worker
+from tests.helpers import submit, until_registered, wait_for_status
+
+
+@asynccontextmanager
+async def idle_worker(
+    settings: Settings, redis: ArqRedis, *, heartbeat_s: float, block_s: float
+) -> AsyncIterator[None]:
+    """A worker with these heartbeats and blocking waits, once it has started and had its first look."""
+    tuned = settings.model_copy(update={"worker_heartbeat_s": heartbeat_s, "worker_poll_delay_s": block_s})
+    worker = make_worker(tuned)
+    task = asyncio.create_task(worker.main())
+    try:
+        await until_registered(redis, worker)
+        await asyncio.sleep(0.2)
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await worker.close()
+
+
+def epoch_s(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+async def test_a_delayed_job_starts_when_due_not_at_the_next_heartbeat(
+    http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
+) -> None:
+    async with idle_worker(settings, redis, heartbeat_s=4.0, block_s=3.0):
+        job = await submit(http, "diag.noop", {}, delay_seconds=1.5)
+        assert job["status"] == "deferred"
+        done = await wait_for_status(http, job["id"], "succeeded", timeout_s=4)
+    late_s = epoch_s(done["started_at"]) - epoch_s(done["scheduled_for"])
+    assert 0 <= late_s < 0.5, f"started {late_s:.2f} s after it was due"
+
+
+async def test_work_whose_wake_up_went_to_another_consumer_is_found_at_the_next_heartbeat(
+    http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
+) -> None:
+    """A worker that took the token and died before claiming leaves a ready job and no token."""
+    thief = redis_client.Redis.from_url(settings.effective_redis_url)
+    try:
+        async with idle_worker(settings, redis, heartbeat_s=1.5, block_s=1.0):
+            # queue behind no one: the thief blocks first, so the token goes to it, not to the worker
+            stolen = asyncio.create_task(thief.blpop([keys.wake("default")], timeout=10))
+            await asyncio.sleep(1.2)  # the worker's current wait ends and it blocks again, behind the thief
+            submitted_at = time.time()
+            job = await submit(http, "diag.noop", {})
+            assert await stolen is not None, "the thief did not get the token"
+            done = await wait_for_status(http, job["id"], "succeeded", timeout_s=5)
+    finally:
+        await thief.aclose()
+    assert epoch_s(done["started_at"]) - submitted_at < 1.5 + 0.5  # one heartbeat, and some slack
