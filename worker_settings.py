@@ -90,8 +90,11 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    await ctx["http"].aclose()
-    await ctx["process_pool"].close()
+    """Close what ``startup`` opened; after a startup that failed part-way, only that part."""
+    if "http" in ctx:
+        await ctx["http"].aclose()
+    if "process_pool" in ctx:
+        await ctx["process_pool"].close()
 
 
 def use_uvloop_under_arq_cli(settings: Settings) -> None:

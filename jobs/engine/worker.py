@@ -1,10 +1,10 @@
 """jobsvc's engine under ARQ's ``Worker``: queues, instant pickup, leases, heartbeats, reconnects, schedules
 and a shutdown that hands work back.
 
-``arq worker_settings.WorkerSettings`` builds a plain ``arq.worker.Worker``; ARQ offers no setting for
-another class. The worker's ``on_startup`` hook calls :func:`adopt`, which finds the ``Worker`` that is
-running the hook and turns it into a :class:`JobsvcWorker` (same attributes, overridden methods), so
-operators start workers exactly as ARQ users expect and still get:
+``arq worker_settings.WorkerSettings`` builds a plain ``arq.worker.Worker``; the worker's ``on_startup``
+hook calls :func:`adopt`, which turns it into a :class:`JobsvcWorker` (``jobs.engine.arq_host`` holds
+everything that relies on ARQ's internals), so operators start workers exactly as ARQ users expect and
+still get:
 
 - **Queues without polling.** Instead of reading ARQ's queue every ``poll_delay``, the worker claims
   ready jobs with one script (``jobs.engine.lua.CLAIM``: priorities, weights between queues, rate and
@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import inspect
 import json
 import logging
 import os
@@ -44,16 +43,13 @@ import uuid
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from signal import Signals
 from typing import Any
 
-from arq.connections import ArqRedis
 from arq.utils import to_ms
-from arq.worker import Worker
 
 from jobs.definition import JobType
-from jobs.engine import keys
-from jobs.engine.claimed_start import ClaimedStartPipeline, claimed_start
+from jobs.engine import arq_host, keys
+from jobs.engine.arq_host import ArqHost, claimed_start
 from jobs.engine.codec import deserialize
 from jobs.engine.connection import (
     RECONNECT_MAX_DELAY_S,
@@ -110,7 +106,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class JobsvcWorker(Worker):
+class JobsvcWorker(ArqHost):
     """ARQ's worker with jobsvc's queues, leases, heartbeats, reconnects, schedules and hand-back."""
 
     engine: EngineConfig
@@ -127,7 +123,7 @@ class JobsvcWorker(Worker):
     #: epoch ms when one of the served queues next needs a look (a deferred job due, a lease lapsing)
     _look_at_ms: float
 
-    def _take_over(self, config: EngineConfig) -> None:
+    def take_over(self, config: EngineConfig) -> None:
         self.engine = config
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.queues = JobQueues(self.pool)
@@ -144,16 +140,6 @@ class JobsvcWorker(Worker):
         self.in_progress_timeout_s = config.lease_s
         # ARQ's loop sleeps poll_delay between iterations; here an iteration blocks until there is work
         self.poll_delay_s = 0.0
-
-    @property
-    def pool(self) -> ArqRedis:
-        """ARQ's pool, except for a claimed job's first use in its ``run_job`` task: that is answered
-        from the claim (``jobs.engine.claimed_start``)."""
-        first_use = claimed_start.get()
-        if first_use is None:
-            return typing.cast(ArqRedis, self._pool)
-        claimed_start.set(None)
-        return typing.cast(ArqRedis, ClaimedStartPipeline(*first_use))
 
     # -- heartbeats and leases -------------------------------------------------------------------------
 
@@ -218,7 +204,7 @@ class JobsvcWorker(Worker):
 
     # -- claiming jobs ---------------------------------------------------------------------------------
 
-    async def _poll_iteration(self) -> None:
+    async def poll_once(self) -> None:
         # A cancel that something below swallowed still leaves the task "cancelling": honour it here, or
         # the worker would poll on after being told to stop.
         raise_if_cancelling()
@@ -239,7 +225,7 @@ class JobsvcWorker(Worker):
         """Claim what fits, handle aborts and heartbeats, then wait for work or a free slot."""
         free = self.max_jobs - self.job_counter
         if self.burst and self.max_burst_jobs >= 0:
-            free = min(free, self.max_burst_jobs - self._jobs_started())
+            free = min(free, self.max_burst_jobs - self.jobs_started())
         if self.allow_pick_jobs and free > 0 and self._should_look():
             claims, next_due = await self.queues.claim(
                 lease_ms=int(self.engine.lease_s * 1000),
@@ -254,7 +240,7 @@ class JobsvcWorker(Worker):
                 await self._start(claim)
         # nothing running, nothing to abort
         if self.allow_abort_jobs and self.job_tasks and self._abort_check_due():
-            await self._cancel_aborted_jobs()
+            await self.cancel_aborted_jobs()
         for job_id, task in list(self.tasks.items()):
             if task.done():
                 del self.tasks[job_id]
@@ -288,7 +274,7 @@ class JobsvcWorker(Worker):
         self.tasks[claim.job_id] = task
 
     def _job_done(self, _: asyncio.Task[None]) -> None:
-        self._release_sem_dec_counter_on_complete()
+        self.slot_freed()
         self._slot_freed.set()
 
     async def _wait_for_work(self) -> None:
@@ -320,7 +306,7 @@ class JobsvcWorker(Worker):
 
     async def _other_queues_have_work(self) -> bool:
         """ARQ's burst mode ends once its (first) queue is empty; the worker's other queues count too."""
-        if 0 <= self.max_burst_jobs <= self._jobs_started() or await self.pool.zcard(self.queue_name):
+        if 0 <= self.max_burst_jobs <= self.jobs_started() or await self.pool.zcard(self.queue_name):
             return False
         for name, _ in self.engine.queues[1:]:
             if await self.pool.zcard(keys.arq_queue(name)):
@@ -439,23 +425,23 @@ class JobsvcWorker(Worker):
 
     # -- shutdown --------------------------------------------------------------------------------------
 
-    async def _wait_for_tasks_to_complete(self, signum: Signals) -> None:
+    async def before_hand_back(self) -> None:
+        """Running jobs had the grace period to finish; those that did not are handed back uncharged."""
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._sleep_until_tasks_complete(), self._job_completion_wait)
+            await asyncio.wait_for(self.sleep_until_tasks_complete(), self.grace_s)
         self.handed_back.update(job_id for job_id, task in self.job_tasks.items() if not task.done())
         if self.handed_back:
             logger.info("handing back %d unfinished job(s) after the grace period", len(self.handed_back))
-        await super()._wait_for_tasks_to_complete(signum)
 
     async def close(self) -> None:
         """ARQ's close, except that job tasks are collected with ``return_exceptions``: ARQ gathers the
         tasks it has just cancelled without it, so a task cancelled while recording its finish re-raises
         CancelledError there and the pool is never closed. An unfinished job comes back by its lease."""
-        if not self._handle_signals:
+        if not self.handles_signals:
             self.handle_sig(signal.SIGUSR1)
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         self.tasks.clear()
-        if self._pool is None:
+        if self.arq_pool is None:
             return
         with contextlib.suppress(*REDIS_DOWN):
             async with self.pool.pipeline(transaction=False) as pipe:
@@ -466,26 +452,7 @@ class JobsvcWorker(Worker):
         if self.on_shutdown:
             await self.on_shutdown(self.ctx)
         await self.pool.close(close_connection_pool=True)
-        self._pool = None
-
-
-class HideJobArguments(logging.Filter):
-    """ARQ logs every job's arguments when it starts it; params can hold addresses, message bodies or
-    payloads that must not reach logs, so the arguments are replaced by an ellipsis."""
-
-    START_LINE = "%6.2fs → %s(%s)%s"
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == self.START_LINE and isinstance(record.args, tuple) and len(record.args) == 4:
-            elapsed, ref, _arguments, extra = record.args
-            record.args = (elapsed, ref, "…", extra)
-        return True
-
-
-def hide_job_arguments_in_arq_logs() -> None:
-    arq_logger = logging.getLogger("arq.worker")
-    if not any(isinstance(f, HideJobArguments) for f in arq_logger.filters):
-        arq_logger.addFilter(HideJobArguments())
+        self.forget_pool()
 
 
 def outcome_of(result_data: bytes) -> str:
@@ -501,18 +468,8 @@ def outcome_of(result_data: bytes) -> str:
 
 
 def adopt(ctx: dict[str, Any], config: EngineConfig) -> JobsvcWorker:
-    """Turn the ARQ ``Worker`` running this ``on_startup`` into a JobsvcWorker."""
-    frame = inspect.currentframe()
-    while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, Worker) and candidate.ctx is ctx:
-            if not isinstance(candidate, JobsvcWorker):
-                candidate.__class__ = JobsvcWorker
-            worker = candidate
-            assert isinstance(worker, JobsvcWorker)
-            worker._take_over(config)
-            hide_job_arguments_in_arq_logs()
-            ctx["started_at"] = now_ms()
-            return worker
-        frame = frame.f_back
-    raise RuntimeError("adopt() must be called from a Worker's on_startup hook")
+    """Turn the ARQ ``Worker`` running this ``on_startup`` into a JobsvcWorker serving ``config``."""
+    worker = arq_host.adopt(ctx, JobsvcWorker)
+    worker.take_over(config)
+    ctx["started_at"] = now_ms()
+    return worker

@@ -9,7 +9,7 @@ import pytest
 from arq import ArqRedis
 from arq.constants import abort_jobs_ss, job_key_prefix, retry_key_prefix
 
-from jobs.engine.claimed_start import ClaimedStartPipeline
+from jobs.engine.arq_host import ClaimedStartPipeline
 from jobs.engine.queue_ops import ClaimedStart
 from tests.helpers import read_job
 

@@ -71,7 +71,7 @@ async def test_closing_a_worker_whose_task_is_cancelled_mid_finish_still_closes_
     await asyncio.gather(main, return_exceptions=True)
     await worker.close()
     assert worker.tasks == {}
-    assert worker._pool is None  # the connections were closed
+    assert worker.arq_pool is None  # the connections were closed
     assert await redis.zscore(keys.WORKERS, worker.worker_id) is None
 
 
