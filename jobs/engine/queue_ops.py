@@ -1,7 +1,9 @@
 """Python's side of the queue scripts (``jobs.engine.lua``), shared by the API and the workers.
 
 :class:`JobQueues` wraps each script in a typed call; :class:`NewJob` is a validated job ready to enqueue;
-:func:`settle_dependents` releases or cancels the jobs that waited for one that ended.
+:func:`settle_dependents` releases or cancels the jobs that waited for one that ended. A script's raw reply
+becomes a typed value in its ``decode_<script>`` function, the only place that reads it, so what a script's
+header lists and what Python expects are compared in one place; anything else is an :class:`UnexpectedReply`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import msgpack
 from arq.jobs import serialize_job, serialize_result
@@ -162,6 +164,54 @@ def enqueue_call(job: NewJob, job_id: str, *, queued_expiry_ms: int) -> EnqueueC
     )
 
 
+# -- the scripts' replies, typed: each decoded by one function below, and nowhere else -------------------
+
+#: what a submit script answers for one job (``lua/submit.lua``'s header says when)
+EnqueueOutcome = Literal["created", "exists", "unknown_parent", "parent_failed", "parent_cancelled"]
+QuotaOutcome = Literal["over_open", "over_rate"]
+SubmitOutcome = Literal[EnqueueOutcome, QuotaOutcome, "duplicate"]
+ParentsOutcome = Literal["ok", "unknown_parent", "parent_failed", "parent_cancelled"]
+TickOutcome = Literal["created", "taken", "skipped", "exists"]
+ReleaseOutcome = Literal["ended", "settle", "again", "gone"]
+CancelOutcome = Literal["cancelled", "finished", "running", "missing"]
+ReplayOutcome = Literal["marked", "replayed", "gone"]
+
+
+class UnexpectedReply(RuntimeError):
+    """A script answered what its header does not list: the Lua and its Python side disagree."""
+
+
+class SubmitReply(NamedTuple):
+    """A submit's outcome and its detail: how many parents a ``created`` job waits for, the earlier
+    submit's record for a ``duplicate``, the parent's id for a parent's refusal, the ms until a submit is
+    allowed for ``over_rate``, else ''."""
+
+    outcome: SubmitOutcome
+    detail: str
+
+
+class QuotaRefusal(NamedTuple):
+    """Why a tenant may not submit now; for ``over_rate``, the ms until it may (else '')."""
+
+    outcome: QuotaOutcome
+    detail: str
+
+
+class ParentsVerdict(NamedTuple):
+    """Whether a job may depend on its parents: ``ok``, or the refusal and the parent's id."""
+
+    outcome: ParentsOutcome
+    detail: str
+
+
+class ReplayMark(NamedTuple):
+    """Whether a dead job was marked as run again: ``marked`` (detail: its dead-letter score, '' if it was
+    none), ``replayed`` (detail: the job it ran again as) or ``gone`` (its result expired)."""
+
+    outcome: ReplayOutcome
+    detail: str
+
+
 @dataclass(frozen=True)
 class Claim:
     """A job a worker took: its id, ARQ queue score, queue and concurrency slot ('' for none), and what
@@ -184,6 +234,132 @@ class ClaimedStart:
     aborted: bool
 
 
+@dataclass(frozen=True)
+class ClaimReply:
+    """What a claim took, when its queues next need a look (ms, None: not before new work), and the
+    queues' round-robin credits for the next claim."""
+
+    claims: list[Claim]
+    next_due_ms: int | None
+    credits: dict[str, int]
+
+
+def _text(raw: Any, script: str) -> str:
+    if not isinstance(raw, bytes):
+        raise UnexpectedReply(f"{script}: {raw!r} where a string was expected")
+    return raw.decode()
+
+
+def _one_of(raw: Any, outcomes: Any, script: str) -> Any:
+    """``raw`` decoded, when it is one of the ``Literal`` type ``outcomes``'s values."""
+    text = _text(raw, script)
+    if text not in typing.get_args(outcomes):
+        raise UnexpectedReply(f"{script}: {text!r} is none of {typing.get_args(outcomes)}")
+    return text
+
+
+def _pair(raw: Any, outcomes: Any, script: str) -> tuple[Any, str]:
+    """An ``{outcome, detail}`` reply."""
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise UnexpectedReply(f"{script}: {raw!r} is not {{outcome, detail}}")
+    return _one_of(raw[0], outcomes, script), _text(raw[1], script)
+
+
+def decode_submit(raw: Any) -> SubmitReply:
+    return SubmitReply(*_pair(raw, SubmitOutcome, "submit"))
+
+
+def decode_submit_many(raw: Any) -> list[SubmitReply]:
+    """One reply per job; a batch's jobs are never refused for quotas or as duplicates (``submit``)."""
+    return [SubmitReply(*_pair(reply, EnqueueOutcome, "submit_many")) for reply in raw]
+
+
+def decode_reserve_quota(raw: Any) -> QuotaRefusal | None:
+    return QuotaRefusal(*_pair(raw, QuotaOutcome, "reserve_quota")) if raw else None
+
+
+def decode_check_parents(raw: Any) -> ParentsVerdict:
+    return ParentsVerdict(*_pair(raw, ParentsOutcome, "check_parents"))
+
+
+def decode_schedule_tick(raw: Any) -> TickOutcome:
+    outcome, _ = _pair(raw, TickOutcome, "schedule_tick")
+    return typing.cast(TickOutcome, outcome)
+
+
+def decode_claim(raw: Any, queue_names: Sequence[str]) -> ClaimReply:
+    """``queue_names``: the queues, in the order the claim was given them."""
+    raw_claims, next_due, credits = raw
+    claims = [
+        Claim(
+            job_id=i.decode(),
+            score=int(float(s)),
+            queue=q.decode(),
+            slot=slot.decode(),
+            start=ClaimedStart(record=record, job_try=int(tries), aborted=bool(aborted)),
+        )
+        for i, s, q, slot, record, tries, aborted in raw_claims
+    ]
+    due = int(next_due)
+    new_credits = {name: int(credit) for name, credit in zip(queue_names, credits, strict=True)}
+    return ClaimReply(claims=claims, next_due_ms=due if due >= 0 else None, credits=new_credits)
+
+
+def decode_renew_leases(raw: Any) -> None:
+    if raw != 0:
+        raise UnexpectedReply(f"renew_leases: {raw!r}, not 0")
+
+
+def decode_release_claim(raw: Any) -> ReleaseOutcome:
+    return typing.cast(ReleaseOutcome, _one_of(raw, ReleaseOutcome, "release_claim"))
+
+
+def decode_cancel_waiting(raw: Any) -> CancelOutcome:
+    return typing.cast(CancelOutcome, _one_of(raw, CancelOutcome, "cancel_waiting"))
+
+
+def decode_purge_job(raw: Any) -> bool:
+    """Whether the job was the tenant's and is deleted."""
+    return _flag(raw, "purge_job")
+
+
+def decode_update_meta(raw: Any) -> bool:
+    """Whether the fields were written (False: the job's meta is gone)."""
+    return _flag(raw, "update_meta")
+
+
+def _flag(raw: Any, script: str) -> bool:
+    if raw not in (0, 1):
+        raise UnexpectedReply(f"{script}: {raw!r}, not 0 or 1")
+    return bool(raw)
+
+
+def decode_settle_dependents(raw: Any) -> list[str]:
+    """The dependents still to cancel; empty when nothing is left to do."""
+    return [_text(child, "settle_dependents") for child in raw]
+
+
+def decode_mark_replayed(raw: Any) -> ReplayMark:
+    return ReplayMark(*_pair(raw, ReplayOutcome, "mark_replayed"))
+
+
+def decode_unmark_replayed(raw: Any) -> None:
+    if raw != 1:
+        raise UnexpectedReply(f"unmark_replayed: {raw!r}, not 1")
+
+
+def decode_delete_dead_letters(raw: Any) -> int:
+    """How many of the jobs were still dead letters, now deleted."""
+    if not isinstance(raw, int):
+        raise UnexpectedReply(f"delete_dead_letters: {raw!r}, not a count")
+    return raw
+
+
+def decode_forget_idempotency_key(raw: Any) -> bool:
+    """Whether the record was deleted (False: it changed since it was read, or is gone)."""
+    return _flag(raw, "forget_idempotency_key")
+
+
 class JobQueues:
     """The queue scripts, bound to one Redis connection pool."""
 
@@ -191,48 +367,45 @@ class JobQueues:
         self.redis = redis
         self._submit = redis.register_script(scripts.SUBMIT)
         self._submit_many = redis.register_script(scripts.SUBMIT_MANY)
-        self._reserve = redis.register_script(scripts.RESERVE)
+        self._reserve_quota = redis.register_script(scripts.RESERVE_QUOTA)
         self._check_parents = redis.register_script(scripts.CHECK_PARENTS)
         self._schedule_tick = redis.register_script(scripts.SCHEDULE_TICK)
         self._claim = redis.register_script(scripts.CLAIM)
-        self._renew = redis.register_script(scripts.RENEW)
-        self._release = redis.register_script(scripts.RELEASE)
+        self._renew_leases = redis.register_script(scripts.RENEW_LEASES)
+        self._release_claim = redis.register_script(scripts.RELEASE_CLAIM)
         self._cancel_waiting = redis.register_script(scripts.CANCEL_WAITING)
-        self._settle = redis.register_script(scripts.SETTLE)
+        self._settle_dependents = redis.register_script(scripts.SETTLE_DEPENDENTS)
 
     async def submit(
         self, call: EnqueueCall, *, quotas: Quotas | None = None, idempotency_key: str | None = None,
         idempotency_value: str = "", idempotency_ttl_ms: int = 0,
-    ) -> tuple[str, str]:  # fmt: skip
-        """Enqueue one job within its tenant's ``quotas`` (None: unchecked); ``(outcome, detail)``:
-        ``created`` (detail: how many of its parents it waits for), ``duplicate`` (detail: the earlier
-        submit's record), ``exists``, ``unknown_parent`` or ``parent_failed`` / ``parent_cancelled``
-        (detail: the parent's id), ``over_open`` or ``over_rate`` (detail: ms until a submit is allowed)."""
+    ) -> SubmitReply:  # fmt: skip
+        """Enqueue one job within its tenant's ``quotas`` (None: unchecked), once per ``idempotency_key``."""
         idem_key = keys.idempotency(call.tenant, idempotency_key or "")
         value = idempotency_value if idempotency_key else ""
-        outcome, detail = await self._submit(
-            keys=[*call.index_keys, idem_key],
-            args=[value, idempotency_ttl_ms, *_quota_args(quotas), call.packed],
+        return decode_submit(
+            await self._submit(
+                keys=[*call.index_keys, idem_key],
+                args=[value, idempotency_ttl_ms, *_quota_args(quotas), call.packed],
+            )
         )
-        return outcome.decode(), detail.decode()
 
-    async def reserve(self, tenant: str, jobs: int, quotas: Quotas) -> tuple[str, str] | None:
+    async def reserve(self, tenant: str, jobs: int, quotas: Quotas) -> QuotaRefusal | None:
         """Count ``jobs`` submits against a tenant's quotas at once; None when allowed, else the refusal."""
-        refused = await self._reserve(args=[tenant, jobs, quotas.max_open_jobs, quotas.submits_per_s])
-        return (refused[0].decode(), refused[1].decode()) if refused else None
+        return decode_reserve_quota(
+            await self._reserve_quota(args=[tenant, jobs, quotas.max_open_jobs, quotas.submits_per_s])
+        )
 
-    async def check_parents(
-        self, tenant: str, parent_lists: Sequence[Sequence[str]]
-    ) -> list[tuple[str, str]]:
-        """For each list of parents, in one pipelined round trip: ``("ok", "")``, or the refusal a submit
-        naming them would meet (see ``submit``)."""
+    async def check_parents(self, tenant: str, parent_lists: Sequence[Sequence[str]]) -> list[ParentsVerdict]:
+        """For each list of parents, in one pipelined round trip: ``ok``, or the refusal a submit naming
+        them would meet."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for parent_ids in parent_lists:
                 await self._check_parents(args=[tenant, *parent_ids], client=pipe)
             replies = await pipe.execute()
-        return [(outcome.decode(), detail.decode()) for outcome, detail in replies]
+        return [decode_check_parents(reply) for reply in replies]
 
-    async def submit_many(self, calls: Sequence[EnqueueCall]) -> list[tuple[str, str]]:
+    async def submit_many(self, calls: Sequence[EnqueueCall]) -> list[SubmitReply]:
         """Enqueue several jobs (their quotas reserved already) in one pipelined round trip; each job
         is written atomically."""
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -241,15 +414,16 @@ class JobQueues:
                 packed = msgpack.packb([[call.index_keys, call.packed] for call in chunk], use_bin_type=False)
                 await self._submit_many(args=[packed], client=pipe)
             replies = await pipe.execute()
-        return [(outcome.decode(), detail.decode()) for chunk in replies for outcome, detail in chunk]
+        return [reply for chunk in replies for reply in decode_submit_many(chunk)]
 
-    async def schedule_tick(self, name: str, tick_ms: int, *, overlap: bool, call: EnqueueCall) -> str:
-        """Enqueue a schedule's job for one tick: ``created``, ``taken`` (another worker did) or
-        ``skipped`` (its previous run has not ended and it may not overlap)."""
-        outcome, _ = await self._schedule_tick(
-            keys=call.index_keys, args=[name, tick_ms, int(overlap), call.packed]
+    async def schedule_tick(
+        self, name: str, tick_ms: int, *, overlap: bool, call: EnqueueCall
+    ) -> TickOutcome:
+        """Enqueue a schedule's job for one tick: ``created``, ``taken`` (another worker did),
+        ``skipped`` (its previous run has not ended and it may not overlap) or ``exists``."""
+        return decode_schedule_tick(
+            await self._schedule_tick(keys=call.index_keys, args=[name, tick_ms, int(overlap), call.packed])
         )
-        return typing.cast(str, outcome.decode())
 
     async def claim(
         self,
@@ -267,28 +441,19 @@ class JobQueues:
         args: list[str | int] = [lease_ms, free, limits]
         for name, weight in served:
             args += [name, weight, credits.get(name, 0)]
-        raw_claims, next_due, new_credits = await self._claim(args=args)
-        for (name, _), credit in zip(served, new_credits, strict=True):
-            credits[name] = int(credit)
-        claims = [
-            Claim(
-                job_id=i.decode(),
-                score=int(float(s)),
-                queue=q.decode(),
-                slot=slot.decode(),
-                start=ClaimedStart(record=record, job_try=int(tries), aborted=bool(aborted)),
-            )
-            for i, s, q, slot, record, tries, aborted in raw_claims
-        ]
-        due = int(next_due)
-        return claims, (due if due >= 0 else None)
+        reply = decode_claim(await self._claim(args=args), [name for name, _ in served])
+        credits.update(reply.credits)
+        return reply.claims, reply.next_due_ms
 
     async def renew(self, lease_ms: int, claims: Iterable[Claim], *, client: Redis | None = None) -> None:
-        """Extend the leases of running jobs (on ``client``, e.g. a pipeline, when given)."""
+        """Extend the leases of running jobs (on ``client``, e.g. a pipeline, when given: its reply is
+        then the pipeline's)."""
         args: list[str | int] = [lease_ms]
         for claim in claims:
             args += [claim.job_id, claim.queue, claim.slot]
-        await self._renew(args=args, client=client)
+        reply = await self._renew_leases(args=args, client=client)
+        if client is None:
+            decode_renew_leases(reply)
 
     async def release(
         self,
@@ -302,28 +467,29 @@ class JobQueues:
         handed_back: bool = False,
         outcome: str = "",
         bury_for_ms: int | None = None,
-    ) -> str:
+    ) -> ReleaseOutcome:
         """End an attempt: ``ended`` with its result (and outcome), or back in line after ``delay_ms``.
         Answers ``settle`` when the job ended and others wait for it."""
-        reply = await self._release(
-            args=[
-                claim.job_id,
-                claim.queue,
-                claim.slot,
-                "finish" if ended else "again",
-                result or b"",
-                result_ttl_ms,
-                "" if keep_lock_ms is None else keep_lock_ms,
-                delay_ms,
-                int(handed_back),
-                outcome,
-                int(bury_for_ms is not None),
-                bury_for_ms or 0,
-            ]
+        return decode_release_claim(
+            await self._release_claim(
+                args=[
+                    claim.job_id,
+                    claim.queue,
+                    claim.slot,
+                    "finish" if ended else "again",
+                    result or b"",
+                    result_ttl_ms,
+                    "" if keep_lock_ms is None else keep_lock_ms,
+                    delay_ms,
+                    int(handed_back),
+                    outcome,
+                    int(bury_for_ms is not None),
+                    bury_for_ms or 0,
+                ]
+            )
         )
-        return typing.cast(str, reply.decode())
 
-    async def cancel_waiting(self, job_id: str, *, message: str, retention_ms: int) -> str:
+    async def cancel_waiting(self, job_id: str, *, message: str, retention_ms: int) -> CancelOutcome:
         """Cancel a job that has not started: ``cancelled``, or ``finished``/``running``/``missing``."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(keys.arq_job(job_id))
@@ -339,13 +505,13 @@ class JobQueues:
             queue=meta_queue.decode() if meta_queue else keys.DEFAULT_QUEUE,
             message=message,
         )
-        reply = await self._cancel_waiting(keys=[keys.ABORT_SET], args=[job_id, record, retention_ms])
-        return typing.cast(str, reply.decode())
+        return decode_cancel_waiting(
+            await self._cancel_waiting(keys=[keys.ABORT_SET], args=[job_id, record, retention_ms])
+        )
 
     async def settle(self, parent_id: str) -> list[str]:
         """Release the dependents of a job that succeeded; the ids still to cancel when it did not."""
-        children = await self._settle(args=[parent_id])
-        return [child.decode() for child in children]
+        return decode_settle_dependents(await self._settle_dependents(args=[parent_id]))
 
 
 def _quota_args(quotas: Quotas | None) -> list[int]:

@@ -1,13 +1,13 @@
 """The dead letters: jobs that failed for good, kept to be read, run again or deleted.
 
 A worker adds a job that fails for good to its tenant's ``jobsvc:dead:<tenant>`` (id -> failed_at ms)
-and gives its result, meta and attempts the dead-letter retention (``jobs/engine/lua/``, RELEASE); this
-module is the one place in the API that reads and changes those sets. A dead letter whose records
+and gives its result, meta and attempts the dead-letter retention (``jobs/engine/lua/release_claim.lua``);
+this module is the one place in the API that reads and changes those sets. A dead letter whose records
 expired is dropped from the set when met.
 
 Running a job again, as a dead letter's replay or as ``POST /v1/jobs/{id}/retry``, makes a NEW job with
 the same type, params, queue, priority, attempts and backoff, linked both ways (``replay_of`` on the new
-job, ``replayed_as`` on the old). One script claims the old job before the new one is enqueued: it sets
+job, ``replayed_as`` on the old). One script marks the old job before the new one is enqueued: it sets
 ``replayed_as`` and takes the job out of the dead letters, so two concurrent replays run it once.
 """
 
@@ -28,8 +28,14 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from jobs.engine import keys
+from jobs.engine import lua as scripts
 from jobs.engine.codec import deserialize
-from jobs.engine.queue_ops import NewJob
+from jobs.engine.queue_ops import (
+    NewJob,
+    decode_delete_dead_letters,
+    decode_mark_replayed,
+    decode_unmark_replayed,
+)
 from jobs.engine.records import JobSnapshot, read_snapshots
 from jobs.registry import AnyJobType
 from jobs.status import JobStatus
@@ -51,44 +57,6 @@ logger = logging.getLogger("jobsvc.dead_letters")
 BATCH = 500
 RETRYABLE_STATUSES = frozenset({JobStatus.failed, JobStatus.cancelled})
 
-CLAIM_SCRIPT = """
--- KEYS: old job's meta, old job's result, dead letters
--- ARGV: old id, new id
-local ttl = redis.call('PTTL', KEYS[2])
-if ttl == -2 then return {'gone', ''} end
-local prior = redis.call('HGET', KEYS[1], 'replayed_as')
-if prior then return {'replayed', prior} end
-local fresh = redis.call('EXISTS', KEYS[1]) == 0
-redis.call('HSET', KEYS[1], 'replayed_as', ARGV[2])
--- a meta hash that had expired before its result lives no longer than the result
-if fresh and ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
-if score then redis.call('ZREM', KEYS[3], ARGV[1]) end
-return {'claimed', score or ''}
-"""
-
-UNCLAIM_SCRIPT = """
--- KEYS: old job's meta, dead letters
--- ARGV: old id, new id, the old id's dead-letter score ('' when it was not a dead letter)
-if redis.call('HGET', KEYS[1], 'replayed_as') == ARGV[2] then redis.call('HDEL', KEYS[1], 'replayed_as') end
-if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1]) end
-return 1
-"""
-
-DELETE_SCRIPT = """
--- KEYS: dead letters, then each id's result, meta and attempts
--- ARGV: ids; an id's records are deleted only if it was still a dead letter
-local removed = 0
-for i, id in ipairs(ARGV) do
-  if redis.call('ZREM', KEYS[1], id) == 1 then
-    local k = 2 + (i - 1) * 3
-    redis.call('DEL', KEYS[k], KEYS[k + 1], KEYS[k + 2])
-    removed = removed + 1
-  end
-end
-return removed
-"""
-
 
 @dataclass(frozen=True)
 class DeadLetterRecord:
@@ -107,9 +75,9 @@ class DeadLetterStore:
     def __init__(self, redis: ArqRedis, jobs: JobStore) -> None:
         self.redis = redis
         self.jobs = jobs
-        self._claim = redis.register_script(CLAIM_SCRIPT)
-        self._unclaim = redis.register_script(UNCLAIM_SCRIPT)
-        self._delete = redis.register_script(DELETE_SCRIPT)
+        self._mark_replayed = redis.register_script(scripts.MARK_REPLAYED)
+        self._unmark_replayed = redis.register_script(scripts.UNMARK_REPLAYED)
+        self._delete_dead_letters = redis.register_script(scripts.DELETE_DEAD_LETTERS)
 
     async def list(
         self,
@@ -190,18 +158,20 @@ class DeadLetterStore:
             _resubmission(snapshot, job_types, settings), links={"replay_of": old_id}, tenant=tenant
         )
         new_id = uuid.uuid4().hex
-        outcome, detail = await self._claim(
-            keys=[keys.job_meta(old_id), keys.arq_result(old_id), keys.dead_letters(tenant)],
-            args=[old_id, new_id],
+        mark = decode_mark_replayed(
+            await self._mark_replayed(
+                keys=[keys.job_meta(old_id), keys.arq_result(old_id), keys.dead_letters(tenant)],
+                args=[old_id, new_id],
+            )
         )
-        if outcome == b"gone":
+        if mark.outcome == "gone":
             raise JobNotFound(f"No job with id {old_id}.")
-        if outcome == b"replayed":
-            raise JobNotRetryable(f"Job {old_id} already ran again as {detail.decode()}.")
+        if mark.outcome == "replayed":
+            raise JobNotRetryable(f"Job {old_id} already ran again as {mark.detail}.")
         try:
             created, _ = await self.jobs.submit(new_job, job_id=new_id, quotas=settings.default_quotas)
         except Exception:
-            await self._give_back(old_id, new_id, detail.decode(), tenant)
+            await self._give_back(old_id, new_id, mark.detail, tenant)
             raise
         return created
 
@@ -304,14 +274,19 @@ class DeadLetterStore:
             for job_id in job_ids
             for key in (keys.arq_result(job_id), keys.job_meta(job_id), keys.job_attempts(job_id))
         ]
-        removed = await self._delete(keys=[keys.dead_letters(tenant), *record_keys], args=list(job_ids))
-        return int(removed)
+        return decode_delete_dead_letters(
+            await self._delete_dead_letters(
+                keys=[keys.dead_letters(tenant), *record_keys], args=list(job_ids)
+            )
+        )
 
     async def _give_back(self, old_id: str, new_id: str, score: str, tenant: str) -> None:
-        """Undo a claim whose new job was not enqueued, so the old job can run again later."""
+        """Undo the replay mark of a job whose new job was not enqueued, so it can run again later."""
         try:
-            await self._unclaim(
-                keys=[keys.job_meta(old_id), keys.dead_letters(tenant)], args=[old_id, new_id, score]
+            decode_unmark_replayed(
+                await self._unmark_replayed(
+                    keys=[keys.job_meta(old_id), keys.dead_letters(tenant)], args=[old_id, new_id, score]
+                )
             )
         except RedisError:
             logger.warning("could not give back job %s after its replay failed to enqueue", old_id)

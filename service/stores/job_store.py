@@ -103,9 +103,11 @@ class JobStore:
         dependent = [(index, job, job_id) for index, (job, job_id) in enumerate(jobs) if job.depends_on]
         if dependent:  # refuse the whole batch before writing any of it
             verdicts = await self.queues.check_parents(tenant, [job.depends_on for _, job, _ in dependent])
-            for (index, job, job_id), (outcome, detail) in zip(dependent, verdicts, strict=True):
-                if outcome != "ok":
-                    _raise_unless_created(outcome, detail, job, job_id, ("body", "jobs", index))
+            for (index, job, job_id), verdict in zip(dependent, verdicts, strict=True):
+                if verdict.outcome != "ok":
+                    _raise_unless_created(
+                        verdict.outcome, verdict.detail, job, job_id, ("body", "jobs", index)
+                    )
         if quotas is not None:
             refused = await self.queues.reserve(tenant, len(jobs), quotas)
             if refused is not None:

@@ -11,18 +11,13 @@ from redis.asyncio import Redis
 
 from jobs.engine import keys
 from jobs.engine import lua as scripts
-from jobs.engine.queue_ops import Quotas
+from jobs.engine.queue_ops import Quotas, decode_purge_job
 
 #: a job deleted while it runs keeps this marker as long, so its worker does not write its end back
 DELETED_MARKER_TTL_MS = 7 * 86_400 * 1000
 BATCH = 500
 #: SCAN pattern of every tenant's Idempotency-Key records, derived from the one place keys are named
 IDEMPOTENCY_PATTERN = keys.idempotency(keys.DEFAULT_TENANT, "").rpartition(":")[0] + ":*"
-#: KEYS: an Idempotency-Key record. ARGV: the value it had when read. Deletes it unless it changed since.
-FORGET_IF_UNCHANGED = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -37,7 +32,7 @@ class TenantStore:
         self.redis = redis
         self.defaults = defaults
         self._purge = redis.register_script(scripts.PURGE_JOB)
-        self._forget = redis.register_script(FORGET_IF_UNCHANGED)
+        self._forget_idempotency_key = redis.register_script(scripts.FORGET_IDEMPOTENCY_KEY)
 
     async def list(self) -> list[TenantView]:
         names = [raw.decode() for raw in await self.redis.zrange(keys.TENANTS, 0, -1)]
@@ -75,7 +70,9 @@ class TenantStore:
                 for job_id in job_ids:
                     await self._purge(args=[job_id, tenant, DELETED_MARKER_TTL_MS], client=pipe)
                 replies = await pipe.execute()
-            deleted.update(job_id for job_id, n in zip(job_ids, replies, strict=True) if int(n))
+            deleted.update(
+                job_id for job_id, reply in zip(job_ids, replies, strict=True) if decode_purge_job(reply)
+            )
             # (the index entries go with the index keys below; drop them now so the loop advances)
             await self.redis.zrem(index, *job_ids)
         # the tenant's other indexes are ``<index_all>:…``; a bare ``<index_all>*`` would also match the
@@ -104,7 +101,7 @@ class TenantStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, value in zip(idempotency_keys, values, strict=True):
                 if value is not None and value.decode().partition(" ")[0] in job_ids:
-                    await self._forget(keys=[key], args=[value], client=pipe)
+                    await self._forget_idempotency_key(keys=[key], args=[value], client=pipe)
             await pipe.execute()
 
     def _quotas(self, raw: dict[bytes, bytes]) -> Quotas:

@@ -1,0 +1,39 @@
+-- Cancel a job that has not started: it leaves every queue and its result says cancelled.
+--
+-- KEYS: [1] ARQ's abort set
+-- ARGV: [1] job id, [2] the cancelled job's result record, [3] its ttl ms
+-- Replies:
+--   'cancelled'                      done: the job will not start (a worker that popped it a moment ago
+--                                    finds the abort request)
+--   'finished'                       the job has ended already: nothing written
+--   'running'                        an attempt holds the job's lock: nothing written
+--   'missing'                        the job waits in no queue: nothing written
+
+--- @include "fmt"
+--- @include "now_ms"
+--- @include "meta_key"
+--- @include "job_key"
+--- @include "result_key"
+--- @include "in_progress_key"
+--- @include "arq_queue_key"
+--- @include "ready_key"
+--- @include "deferred_key"
+--- @include "queue_of"
+--- @include "record_outcome"
+
+local id = ARGV[1]
+local q = queue_of(id)
+if redis.call('EXISTS', result_key(id)) == 1 then return 'finished' end
+if redis.call('EXISTS', in_progress_key(id)) == 1 then return 'running' end
+if redis.call('ZREM', arq_queue_key(q), id) == 0 then return 'missing' end
+local now = now_ms()
+redis.call('ZREM', ready_key(q), id)
+redis.call('ZREM', deferred_key(q), id)
+-- a worker that popped the id a moment ago finds the abort request and records the cancellation itself
+redis.call('ZADD', KEYS[1], fmt(now), id)
+redis.call('PEXPIRE', job_key(id), 60000)
+redis.call('SET', result_key(id), ARGV[2], 'PX', ARGV[3])
+redis.call('HSET', meta_key(id), 'cancel_requested', fmt(now))
+redis.call('PEXPIRE', meta_key(id), ARGV[3])
+record_outcome(q, id, 'cancelled', now)
+return 'cancelled'

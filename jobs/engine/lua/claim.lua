@@ -1,0 +1,194 @@
+-- Claim work for one worker: promote its queues' due deferred jobs, recover the jobs whose lease
+-- lapsed, then take up to ``free`` ready jobs, sharing the slots between the queues by weight and
+-- honouring the job types' rate and concurrency limits. A job held back by a limit is parked (until a
+-- slot frees) or deferred (until the rate allows), never claimed.
+--
+-- KEYS: none
+-- ARGV: [1] lease ms, [2] free slots, [3] limits (JSON: job type -> {r = starts, p = per ms,
+--       c = at most running}), then per queue [i] name, [i+1] weight, [i+2] round-robin credit
+-- Replies {claims, next_due, credits}:
+--   claims    a list, one {id, ARQ queue score, queue, limit slot ('' for none), job record ('' if
+--             gone), attempt number, aborted (0/1)} per job taken (possibly none); the last three are
+--             what ARQ's ``run_job`` reads first, read here instead
+--   next_due  the earliest of the queues' timers (a deferred job falls due or a lease lapses, ms), or
+--             -1 when none; each queue's timer is also written to the timers set
+--   credits   the queues' weighted round-robin credits, in ARGV's order, for the next claim
+
+--- @include "fmt"
+--- @include "now_ms"
+--- @include "meta_key"
+--- @include "job_key"
+--- @include "retry_key"
+--- @include "in_progress_key"
+--- @include "arq_queue_key"
+--- @include "ready_key"
+--- @include "deferred_key"
+--- @include "running_key"
+--- @include "wake"
+--- @include "place_if_waiting"
+--- @include "release_slot"
+
+local function limit_key(name) return '${LIMIT_PREFIX}' .. name end
+
+local lease = tonumber(ARGV[1])
+local free = tonumber(ARGV[2])
+local limits = cjson.decode(ARGV[3])
+local queues, weights, credits = {}, {}, {}
+for i = 4, #ARGV, 3 do
+  table.insert(queues, ARGV[i])
+  table.insert(weights, tonumber(ARGV[i + 1]))
+  table.insert(credits, tonumber(ARGV[i + 2]))
+end
+local now = now_ms()
+
+-- A job whose lock is held stays tracked in its running set until the lock lapses.
+local function track_lock(q, id)
+  local left = math.max(redis.call('PTTL', in_progress_key(id)), 1)
+  redis.call('ZADD', running_key(q), fmt(now + left), id)
+end
+
+for _, q in ipairs(queues) do
+  local due = redis.call('ZRANGEBYSCORE', deferred_key(q), '-inf', fmt(now * 10 + 9), 'LIMIT', 0, 1000,
+                         'WITHSCORES')
+  for i = 1, #due, 2 do
+    local id, score = due[i], tonumber(due[i + 1])
+    redis.call('ZREM', deferred_key(q), id)
+    if redis.call('ZSCORE', arq_queue_key(q), id) then
+      local seq = redis.call('INCR', '${READY_SEQUENCE}')
+      redis.call('ZADD', ready_key(q), fmt((score % 10) * ${PRIORITY_BAND} + seq), id)
+    end
+  end
+  local lapsed = redis.call('ZRANGEBYSCORE', running_key(q), '-inf', fmt(now), 'LIMIT', 0, 100)
+  for _, id in ipairs(lapsed) do
+    -- EXISTS, not PTTL: a lock at its last millisecond reads PTTL 0 yet still exists
+    if redis.call('EXISTS', in_progress_key(id)) == 1 then
+      track_lock(q, id)
+    else
+      redis.call('ZREM', running_key(q), id)
+      local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key')
+      local limit = m[1] and limits[m[1]]
+      if limit and limit.c then
+        local name = m[1]
+        if m[2] and m[2] ~= '' then name = name .. ':' .. m[2] end
+        release_slot(limit_key(name), id, now)
+      end
+      place_if_waiting(id, now)
+    end
+  end
+end
+
+-- Whether a job may start now under its type's limits: 'go' (and its slot), or it is parked/deferred.
+local function admit(q, id, jtype, part, priority)
+  local limit = jtype and limits[jtype]
+  if not limit then return 'go', '' end
+  local name = jtype
+  if part and part ~= '' then name = name .. ':' .. part end
+  local slot = ''
+  if limit.c then
+    slot = limit_key(name)
+    redis.call('ZREMRANGEBYSCORE', slot .. ':running', '-inf', fmt(now))
+    if redis.call('ZCARD', slot .. ':running') >= limit.c then
+      redis.call('RPUSH', slot .. ':parked', id)
+      return 'parked', ''
+    end
+  end
+  if limit.r then
+    local starts = limit_key(name) .. ':starts'
+    redis.call('ZREMRANGEBYSCORE', starts, '-inf', fmt(now - limit.p))
+    if redis.call('ZCARD', starts) >= limit.r then
+      local oldest = redis.call('ZRANGE', starts, 0, 0, 'WITHSCORES')
+      local due = tonumber(oldest[2]) + limit.p
+      redis.call('ZADD', arq_queue_key(q), 'XX', fmt(due), id)
+      redis.call('ZADD', deferred_key(q), fmt(due * 10 + (9 - priority)), id)
+      return 'deferred', ''
+    end
+    redis.call('ZADD', starts, fmt(now), id .. '@' .. fmt(now))
+    redis.call('PEXPIRE', starts, limit.p + 1000)
+  end
+  if slot ~= '' then redis.call('ZADD', slot .. ':running', fmt(now + lease), id) end
+  return 'go', slot
+end
+
+local claims = {}
+local function claim_from(q, quota)
+  local taken, looked = 0, 0
+  while taken < quota and looked < quota * 4 + 16 do
+    local popped = redis.call('ZPOPMIN', ready_key(q))
+    if #popped == 0 then break end
+    looked = looked + 1
+    local id = popped[1]
+    local score = redis.call('ZSCORE', arq_queue_key(q), id)
+    if score and redis.call('EXISTS', in_progress_key(id)) == 1 then
+      -- someone holds its lock: leave it to the lease (tracked, so that a lapse brings it back)
+      if not redis.call('ZSCORE', running_key(q), id) then track_lock(q, id) end
+    elseif score then
+      local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key', 'priority')
+      local verdict, slot = admit(q, id, m[1], m[2], tonumber(m[3]) or 5)
+      if verdict == 'go' then
+        redis.call('SET', in_progress_key(id), '1', 'PX', lease)
+        redis.call('ZADD', running_key(q), fmt(now + lease), id)
+        redis.call('HSET', meta_key(id), 'started_at', fmt(now))
+        -- what ARQ's run_job reads in its first round trip, read here instead: the job, its attempt
+        -- (counted now: a claim whose worker never hears back is a lost attempt), whether it was aborted
+        local record = redis.call('GET', job_key(id))
+        local tries = redis.call('INCR', retry_key(id))
+        redis.call('EXPIRE', retry_key(id), ${ARQ_RETRY_TTL_S})
+        local aborted = redis.call('ZREM', '${ABORT_SET}', id)
+        table.insert(claims, {id, score, q, slot, record or '', tries, aborted})
+        taken = taken + 1
+      end
+    end
+  end
+  return taken
+end
+
+-- Share the free slots by smooth weighted round-robin among the queues that have work: for each slot,
+-- every such queue earns its weight in credit and the richest pays the sum of their weights for it.
+-- Credits carry over between claims, so over time each queue gets slots in proportion to its weight,
+-- and the turns of a queue without work go to the others in proportion to theirs.
+local has_work = {}
+for i = 1, #queues do has_work[i] = true end
+local left = free
+while left > 0 do
+  local best, sum = nil, 0
+  for i = 1, #queues do
+    if has_work[i] then
+      credits[i] = credits[i] + weights[i]
+      sum = sum + weights[i]
+      if best == nil or credits[i] > credits[best] then best = i end
+    end
+  end
+  if best == nil then break end
+  credits[best] = credits[best] - sum
+  if claim_from(queues[best], 1) == 1 then
+    left = left - 1
+  else
+    has_work[best] = false  -- its turn was not used: give back what this round credited
+    for i = 1, #queues do
+      if has_work[i] or i == best then credits[i] = credits[i] - weights[i] end
+    end
+    credits[best] = credits[best] + sum
+  end
+end
+
+-- Each queue's timer, exactly: its first deferred job's due time or its first lease's end.
+local next_due = -1
+for _, q in ipairs(queues) do
+  if redis.call('ZCARD', ready_key(q)) > 0 then wake(q) end  -- more work than this worker took
+  local timer = nil
+  local first = redis.call('ZRANGE', deferred_key(q), 0, 0, 'WITHSCORES')
+  if #first > 0 then timer = math.floor(tonumber(first[2]) / 10) end
+  local lease_end = redis.call('ZRANGE', running_key(q), 0, 0, 'WITHSCORES')
+  if #lease_end > 0 and (timer == nil or tonumber(lease_end[2]) < timer) then
+    timer = tonumber(lease_end[2])
+  end
+  if timer == nil then
+    redis.call('ZREM', '${TIMERS}', q)
+  else
+    redis.call('ZADD', '${TIMERS}', fmt(timer), q)
+    if next_due < 0 or timer < next_due then next_due = timer end
+  end
+end
+local credit_out = {}
+for i = 1, #queues do credit_out[i] = fmt(credits[i]) end
+return {claims, fmt(next_due), credit_out}

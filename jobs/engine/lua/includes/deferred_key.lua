@@ -1,0 +1,1 @@
+local function deferred_key(q) return '${DEFERRED_PREFIX}' .. q end

@@ -1,0 +1,1 @@
+local function deleted_key(id) return '${DELETED_PREFIX}' .. id end

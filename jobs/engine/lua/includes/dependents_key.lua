@@ -1,0 +1,1 @@
+local function dependents_key(id) return '${DEPENDENTS_PREFIX}' .. id end

@@ -1,0 +1,41 @@
+--- @include "fmt"
+--- @include "now_ms"
+--- @include "meta_key"
+--- @include "job_key"
+--- @include "result_key"
+--- @include "arq_queue_key"
+--- @include "dependents_key"
+--- @include "open_key"
+--- @include "parents_pending"
+--- @include "place"
+
+-- Write one job (``a``, as ``unpack_job`` gives it): ARQ's record and queue entry, jobsvc's meta and
+-- indexes (``index_keys``), and its place in line, or in its parents' lists of dependents. Replies
+-- {'created', parents waited for}, {'exists', ''} (its id is taken), or the parents' refusal.
+local function enqueue(a, index_keys)
+  local id = a.id
+  local now = now_ms()
+  if redis.call('EXISTS', job_key(id), result_key(id)) > 0 then return {'exists', ''} end
+  local pending, refused = parents_pending(a.tenant, a.parents)
+  if refused then return refused end
+  redis.call('PSETEX', job_key(id), a.job_ttl, a.record)
+  redis.call('ZADD', arq_queue_key(a.queue), fmt(a.due), id)
+  redis.call('HSET', meta_key(id), 'type', a.type, 'queue', a.queue, 'priority', a.priority,
+             'tenant', a.tenant, unpack(a.meta))
+  if #pending > 0 then
+    redis.call('HSET', meta_key(id), 'waiting_for', #pending)
+    for _, parent in ipairs(pending) do
+      redis.call('SADD', dependents_key(parent), id)
+      if redis.call('PTTL', dependents_key(parent)) < tonumber(a.meta_ttl) then
+        redis.call('PEXPIRE', dependents_key(parent), a.meta_ttl)
+      end
+    end
+  else
+    place(a.queue, id, a.due, a.priority, now)
+  end
+  redis.call('PEXPIRE', meta_key(id), a.meta_ttl)
+  redis.call('INCR', open_key(a.tenant))
+  redis.call('ZADD', '${TENANTS}', 'NX', a.created, a.tenant)
+  for _, index in ipairs(index_keys) do redis.call('ZADD', index, a.created, id) end
+  return {'created', tostring(#pending)}
+end

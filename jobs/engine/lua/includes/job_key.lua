@@ -1,0 +1,1 @@
+local function job_key(id) return '${ARQ_JOB_PREFIX}' .. id end

@@ -1,0 +1,1 @@
+local function meta_key(id) return '${JOB_META_PREFIX}' .. id end

@@ -1,0 +1,1 @@
+local function open_key(tenant) return '${TENANT_PREFIX}' .. tenant .. ':open' end

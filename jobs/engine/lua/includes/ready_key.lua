@@ -1,0 +1,1 @@
+local function ready_key(q) return '${READY_PREFIX}' .. q end

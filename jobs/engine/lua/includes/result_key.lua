@@ -1,0 +1,1 @@
+local function result_key(id) return '${ARQ_RESULT_PREFIX}' .. id end

@@ -1,0 +1,1 @@
+local function retry_key(id) return '${ARQ_RETRY_PREFIX}' .. id end

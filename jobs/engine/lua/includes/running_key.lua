@@ -1,0 +1,1 @@
+local function running_key(q) return '${RUNNING_PREFIX}' .. q end

@@ -1,0 +1,43 @@
+-- Delete one of a tenant's jobs and every trace of it: out of every queue, its records gone, its
+-- dependents' links gone. A running one is asked to abort and marked deleted, so that its worker
+-- writes nothing back (release_claim.lua answers 'gone').
+--
+-- KEYS: none
+-- ARGV: [1] job id, [2] tenant, [3] how long the deleted marker of a running job lives (ms)
+-- Replies:
+--   1                                the job was the tenant's and is deleted
+--   0                                no such job, or another tenant's: nothing written
+
+--- @include "fmt"
+--- @include "now_ms"
+--- @include "meta_key"
+--- @include "job_key"
+--- @include "result_key"
+--- @include "retry_key"
+--- @include "in_progress_key"
+--- @include "arq_queue_key"
+--- @include "ready_key"
+--- @include "deferred_key"
+--- @include "running_key"
+--- @include "dependents_key"
+--- @include "deleted_key"
+--- @include "tenant_of"
+--- @include "queue_of"
+
+local id, tenant = ARGV[1], ARGV[2]
+if redis.call('EXISTS', meta_key(id), job_key(id), result_key(id)) == 0 then return 0 end
+if tenant_of(id) ~= tenant then return 0 end
+local q = queue_of(id)
+redis.call('ZREM', arq_queue_key(q), id)
+redis.call('ZREM', ready_key(q), id)
+redis.call('ZREM', deferred_key(q), id)
+if redis.call('EXISTS', in_progress_key(id)) == 1 then
+  redis.call('SET', deleted_key(id), '1', 'PX', ARGV[3])
+  redis.call('ZADD', '${ABORT_SET}', fmt(now_ms()), id)
+else
+  redis.call('ZREM', running_key(q), id)
+end
+redis.call('DEL', job_key(id), result_key(id), meta_key(id), retry_key(id), dependents_key(id),
+           '${ATTEMPTS_PREFIX}' .. id)
+redis.call('ZREM', '${SETTLING}', id)
+return 1

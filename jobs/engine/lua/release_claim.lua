@@ -1,0 +1,82 @@
+-- End an attempt and release its claim (claim.lua): either the job ended (result written, out of every
+-- queue, among the dead letters if it failed for good) or it waits again (a retry after its delay, or
+-- a hand-back at once). Either way its lock, lease and concurrency slot are given up.
+--
+-- KEYS: none
+-- ARGV: [1] job id, [2] queue, [3] limit slot ('' for none), [4] mode ('finish' or 'again'), [5] result
+--       record ('' for none), [6] result ttl ms (0: forever), [7] keep the in-progress lock ms ('' to
+--       delete it), [8] delay ms (again), [9] handed back (0/1: the attempt does not count), [10]
+--       outcome ('succeeded', 'failed', 'cancelled' or ''), [11] bury among the dead letters (0/1),
+--       [12] dead letter retention ms
+-- Replies:
+--   'ended'                          the job ended
+--   'settle'                         the job ended and dependents wait to be settled (settle_dependents.lua)
+--   'again'                          the job waits in line again
+--   'gone'                           the job was deleted while it ran (purge_job.lua), or is to wait
+--                                    again but no longer waits in ARQ's queue: only its lock, lease and
+--                                    slot were released
+
+--- @include "fmt"
+--- @include "now_ms"
+--- @include "meta_key"
+--- @include "job_key"
+--- @include "result_key"
+--- @include "retry_key"
+--- @include "in_progress_key"
+--- @include "arq_queue_key"
+--- @include "ready_key"
+--- @include "deferred_key"
+--- @include "running_key"
+--- @include "deleted_key"
+--- @include "tenant_of"
+--- @include "priority_of"
+--- @include "place"
+--- @include "release_slot"
+--- @include "record_outcome"
+
+local id, q, slot, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now = now_ms()
+if redis.call('EXISTS', deleted_key(id)) == 1 then  -- deleted with its tenant's data while it ran
+  redis.call('DEL', in_progress_key(id), retry_key(id), job_key(id))
+  redis.call('ZREM', running_key(q), id)
+  release_slot(slot, id, now)
+  return 'gone'
+end
+if ARGV[7] ~= '' then
+  redis.call('PEXPIRE', in_progress_key(id), ARGV[7])
+else
+  redis.call('DEL', in_progress_key(id))
+end
+redis.call('ZREM', running_key(q), id)
+release_slot(slot, id, now)
+if mode == 'again' then
+  if ARGV[9] == '1' then redis.call('DECR', retry_key(id)) end
+  local due = redis.call('ZSCORE', arq_queue_key(q), id)
+  if not due then return 'gone' end
+  due = tonumber(due) + tonumber(ARGV[8])
+  redis.call('ZADD', arq_queue_key(q), fmt(due), id)
+  place(q, id, due, priority_of(id), now)
+  return 'again'
+end
+if ARGV[5] ~= '' then
+  if tonumber(ARGV[6]) > 0 then
+    redis.call('SET', result_key(id), ARGV[5], 'PX', ARGV[6])
+    redis.call('PEXPIRE', meta_key(id), ARGV[6])  -- the job's meta lives as long as its result
+  else
+    redis.call('SET', result_key(id), ARGV[5])
+    redis.call('PERSIST', meta_key(id))
+  end
+end
+if ARGV[11] == '1' then
+  redis.call('ZADD', '${DEAD_LETTERS_PREFIX}' .. tenant_of(id), fmt(now), id)
+  for _, key in ipairs({result_key(id), meta_key(id), '${ATTEMPTS_PREFIX}' .. id}) do
+    redis.call('PEXPIRE', key, ARGV[12])
+  end
+end
+redis.call('DEL', retry_key(id), job_key(id))
+redis.call('ZREM', '${ABORT_SET}', id)
+redis.call('ZREM', arq_queue_key(q), id)
+redis.call('ZREM', ready_key(q), id)
+redis.call('ZREM', deferred_key(q), id)
+if record_outcome(q, id, ARGV[10], now) then return 'settle' end
+return 'ended'

@@ -1,0 +1,32 @@
+-- Submit one job, once per Idempotency-Key and within its tenant's quotas.
+--
+-- KEYS: [1] index of the tenant's jobs, [2] index by type, [3] index by queue, [4] the Idempotency-Key
+--       record (unused when ARGV[1] is '')
+-- ARGV: [1] idempotency value to record ('' for no Idempotency-Key), [2] its ttl ms, [3] check the
+--       quotas (0/1), [4] the default most open jobs, [5] the default submits per second, [6] the job,
+--       packed (see unpack_job)
+-- Replies {outcome, detail}:
+--   {'created', parents waited for}  written
+--   {'duplicate', the earlier value} the Idempotency-Key was used: nothing written
+--   {'exists', ''}                   a job with this id exists: nothing written
+--   {'unknown_parent', parent id}    a parent is not the tenant's waiting, running or ended job
+--   {'parent_<outcome>', parent id}  a parent failed or was cancelled: it could never run
+--   {'over_open', ''}                the tenant has as many open jobs as its quota allows
+--   {'over_rate', ms to wait}        the tenant submitted as many jobs this second as it may
+
+--- @include "unpack_job"
+--- @include "over_quota"
+--- @include "enqueue"
+
+if ARGV[1] ~= '' then
+  local prior = redis.call('GET', KEYS[4])
+  if prior then return {'duplicate', prior} end
+end
+local job = unpack_job(ARGV[6])
+if ARGV[3] == '1' then
+  local refused = over_quota(job.tenant, 1, ARGV[4], ARGV[5])
+  if refused then return refused end
+end
+local outcome = enqueue(job, {KEYS[1], KEYS[2], KEYS[3]})
+if outcome[1] == 'created' and ARGV[1] ~= '' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2]) end
+return outcome
