@@ -1,0 +1,176 @@
+"""claim.lua: ready jobs taken by priority, shared between queues by weight, within rate and concurrency
+limits; due deferred jobs promoted, lapsed leases recovered, and the queues' next timer reported."""
+
+from __future__ import annotations
+
+from arq import ArqRedis
+
+from jobs.engine import keys
+from jobs.engine.queue_ops import JobQueues
+from tests.engine.lua.steps import LEASE_MS, claim_all, now_ms, submitted
+from tests.helpers import make_due
+
+Q = keys.DEFAULT_QUEUE
+
+
+async def test_claim_takes_a_ready_job_with_what_arqs_run_job_reads_first(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    call = await submitted(queues, "j1")
+    [claim] = await claim_all(queues)
+    assert (claim.job_id, claim.queue, claim.slot, claim.score) == ("j1", Q, "", call.written.due_ms)
+    assert claim.start is not None
+    assert (claim.start.record, claim.start.job_try, claim.start.aborted) == (call.args[1], 1, False)
+    assert 0 < await redis.pttl(keys.arq_in_progress("j1")) <= LEASE_MS
+    assert await redis.zscore(keys.running(Q), "j1") is not None
+    assert await redis.hget(keys.job_meta("j1"), "started_at") is not None
+    assert await redis.zcard(keys.ready(Q)) == 0
+
+
+async def test_claim_takes_higher_priorities_first_then_first_come(queues: JobQueues) -> None:
+    for job_id, priority in (("low", 1), ("high-1", 9), ("mid", 5), ("high-2", 9)):
+        await submitted(queues, job_id, priority=priority)
+    assert [claim.job_id for claim in await claim_all(queues)] == ["high-1", "high-2", "mid", "low"]
+
+
+async def test_claim_takes_no_more_than_the_free_slots(queues: JobQueues) -> None:
+    for i in range(3):
+        await submitted(queues, f"j{i}")
+    assert len(await claim_all(queues, free=2)) == 2
+
+
+async def test_claim_promotes_a_deferred_job_that_fell_due(queues: JobQueues, redis: ArqRedis) -> None:
+    await submitted(queues, "later", run_at_ms=now_ms() + 60_000)
+    assert await claim_all(queues) == []
+    await make_due(redis, "later")
+    assert [claim.job_id for claim in await claim_all(queues)] == ["later"]
+
+
+async def test_claim_reports_when_its_queues_next_need_a_look(queues: JobQueues, redis: ArqRedis) -> None:
+    credits: dict[str, int] = {}
+    assert await queues.claim(lease_ms=LEASE_MS, free=1, limits="{}", queues=[(Q, 1)], credits=credits) == (
+        [],
+        None,
+    )
+    due = now_ms() + 60_000
+    await submitted(queues, "later", run_at_ms=due)
+    claims, next_due = await queues.claim(
+        lease_ms=LEASE_MS, free=1, limits="{}", queues=[(Q, 1)], credits=credits
+    )
+    assert (claims, next_due) == ([], due)
+    assert await redis.zscore(keys.TIMERS, Q) == due
+
+
+async def test_claim_reports_a_running_jobs_lease_end_as_its_queues_next_look(queues: JobQueues) -> None:
+    await submitted(queues, "j1")
+    before = now_ms()
+    claims, next_due = await queues.claim(lease_ms=LEASE_MS, free=2, limits="{}", queues=[(Q, 1)], credits={})
+    assert [claim.job_id for claim in claims] == ["j1"]
+    assert next_due is not None
+    assert before + LEASE_MS <= next_due <= now_ms() + LEASE_MS
+
+
+async def test_claim_recovers_a_job_whose_lease_lapsed_as_its_next_attempt(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await submitted(queues, "j1")
+    await claim_all(queues)
+    await redis.delete(keys.arq_in_progress("j1"))  # its worker died: the lock lapsed
+    await redis.zadd(keys.running(Q), {"j1": now_ms() - 1})
+    [again] = await claim_all(queues)
+    assert again.job_id == "j1"
+    assert again.start is not None
+    assert again.start.job_try == 2
+
+
+async def test_claim_keeps_tracking_a_job_whose_lock_outlives_its_lease(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await submitted(queues, "j1")
+    await claim_all(queues)
+    await redis.zadd(keys.running(Q), {"j1": now_ms() - 1})  # lease lapsed, but its lock is still held
+    assert await claim_all(queues) == []
+    assert (await redis.zscore(keys.running(Q), "j1") or 0) > now_ms()
+
+
+async def test_claim_leaves_a_ready_job_whose_lock_someone_holds(queues: JobQueues, redis: ArqRedis) -> None:
+    await submitted(queues, "j1")
+    await redis.set(keys.arq_in_progress("j1"), "1", px=60_000)
+    assert await claim_all(queues) == []
+    assert await redis.zscore(keys.running(Q), "j1") is not None  # tracked, so a lapse brings it back
+
+
+async def test_claim_drops_a_ready_job_that_left_arqs_queue(queues: JobQueues, redis: ArqRedis) -> None:
+    await submitted(queues, "gone")
+    await redis.zrem(keys.arq_queue(Q), "gone")
+    assert await claim_all(queues) == []
+    assert await redis.zcard(keys.ready(Q)) == 0
+
+
+async def test_claim_skips_a_job_over_its_concurrency_limit(queues: JobQueues, redis: ArqRedis) -> None:
+    await submitted(queues, "first", limit_key="acme")
+    await submitted(queues, "second", limit_key="acme")
+    await submitted(queues, "other", limit_key="globex")
+    claims = await claim_all(queues, limits={"diag.noop": {"c": 1}})
+    assert {claim.job_id: claim.slot for claim in claims} == {
+        "first": f"{keys.LIMIT_PREFIX}diag.noop:acme",
+        "other": f"{keys.LIMIT_PREFIX}diag.noop:globex",
+    }
+    assert await redis.lrange(f"{keys.LIMIT_PREFIX}diag.noop:acme:parked", 0, -1) == [b"second"]
+    assert not await redis.exists(keys.arq_retry("second"))  # no attempt spent
+
+
+async def test_claim_defers_a_job_over_its_rate_limit_until_the_rate_allows(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await submitted(queues, "first")
+    await submitted(queues, "second")
+    before = now_ms()
+    claims = await claim_all(queues, limits={"diag.noop": {"r": 1, "p": 60_000}})
+    assert [claim.job_id for claim in claims] == ["first"]
+    due = await redis.zscore(keys.arq_queue(Q), "second")
+    assert due is not None
+    assert before + 60_000 <= due <= now_ms() + 60_000
+    assert await redis.zscore(keys.deferred(Q), "second") == due * 10 + 4
+    assert not await redis.exists(keys.arq_retry("second"))
+
+
+async def test_claim_shares_the_free_slots_between_queues_by_weight(queues: JobQueues) -> None:
+    for i in range(8):
+        await submitted(queues, f"a{i}", queue="a")
+        await submitted(queues, f"b{i}", queue="b")
+    credits: dict[str, int] = {}
+    claims = await claim_all(queues, free=8, queue_weights=(("a", 3), ("b", 1)), credits=credits)
+    assert sorted(claim.queue for claim in claims) == ["a"] * 6 + ["b"] * 2
+    assert set(credits) == {"a", "b"}
+    assert sum(credits.values()) == 0  # smooth round-robin: what one queue is owed, the others owe
+
+
+async def test_claim_gives_the_turns_of_a_queue_without_work_to_the_others(queues: JobQueues) -> None:
+    for i in range(4):
+        await submitted(queues, f"b{i}", queue="b")
+    claims = await claim_all(queues, free=4, queue_weights=(("a", 3), ("b", 1)))
+    assert [claim.queue for claim in claims] == ["b"] * 4
+
+
+async def test_claim_reports_an_abort_that_waited_for_the_job(queues: JobQueues, redis: ArqRedis) -> None:
+    await submitted(queues, "j1")
+    await redis.zadd(keys.ABORT_SET, {"j1": now_ms()})
+    [claim] = await claim_all(queues)
+    assert claim.start is not None
+    assert claim.start.aborted is True
+    assert await redis.zscore(keys.ABORT_SET, "j1") is None
+
+
+async def test_claim_reports_a_job_record_that_is_gone_as_empty(queues: JobQueues, redis: ArqRedis) -> None:
+    await submitted(queues, "j1")
+    await redis.delete(keys.arq_job("j1"))
+    [claim] = await claim_all(queues)
+    assert claim.start is not None
+    assert claim.start.record == b""
+
+
+async def test_claim_holds_a_job_of_a_type_without_limits_to_none(queues: JobQueues) -> None:
+    await submitted(queues, "j1")
+    claims = await claim_all(queues, limits={"other.type": {"c": 0}})
+    assert [claim.slot for claim in claims] == [""]

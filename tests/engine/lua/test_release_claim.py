@@ -1,0 +1,129 @@
+"""release_claim.lua: an attempt ends, its claim released, and the job either ends or waits again."""
+
+from __future__ import annotations
+
+from arq import ArqRedis
+
+from jobs.engine import keys, lua
+from jobs.engine.queue_ops import JobQueues, decode_purge_job
+from tests.engine.lua.steps import claim_all, claimed, job_call, now_ms, submitted
+
+Q = keys.DEFAULT_QUEUE
+
+
+async def test_release_claim_ends_a_job_with_its_result_and_outcome(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    claim = await claimed(queues, "j1", tenant="acme")
+    reply = await queues.release(
+        claim, ended=True, result=b"result", result_ttl_ms=60_000, outcome="succeeded"
+    )
+    assert reply == "ended"
+    assert await redis.get(keys.arq_result("j1")) == b"result"
+    assert 0 < await redis.pttl(keys.arq_result("j1")) <= 60_000
+    assert 0 < await redis.pttl(keys.job_meta("j1")) <= 60_000
+    assert await redis.hget(keys.job_meta("j1"), "outcome") == b"succeeded"
+    assert not await redis.exists(
+        keys.arq_job("j1"), keys.arq_retry("j1"), keys.arq_in_progress("j1"), keys.tenant_open_jobs("acme")
+    )
+    for queue_set in (keys.arq_queue(Q), keys.ready(Q), keys.deferred(Q), keys.running(Q)):
+        assert await redis.zscore(queue_set, "j1") is None
+    stats = await redis.hgetall(keys.queue_stats(Q, now_ms() // 60_000))
+    assert stats == {b"succeeded": b"1"}
+
+
+async def test_release_claim_keeps_a_result_without_ttl_forever(queues: JobQueues, redis: ArqRedis) -> None:
+    claim = await claimed(queues, "j1")
+    await queues.release(claim, ended=True, result=b"result", result_ttl_ms=0, outcome="succeeded")
+    assert await redis.pttl(keys.arq_result("j1")) == -1
+    assert await redis.pttl(keys.job_meta("j1")) == -1
+
+
+async def test_release_claim_answers_settle_when_dependents_wait(queues: JobQueues, redis: ArqRedis) -> None:
+    claim = await claimed(queues, "parent")
+    await queues.submit(job_call("child", depends_on=("parent",)))
+    reply = await queues.release(claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded")
+    assert reply == "settle"
+    assert await redis.zscore(keys.SETTLING, "parent") is not None
+
+
+async def test_release_claim_records_an_outcome_once(queues: JobQueues, redis: ArqRedis) -> None:
+    claim = await claimed(queues, "j1")
+    await submitted(queues, "other")  # keeps the tenant's open count above zero
+    for _ in range(2):
+        await queues.release(claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="failed")
+    assert await redis.get(keys.tenant_open_jobs(keys.DEFAULT_TENANT)) == b"1"
+    assert await redis.hgetall(keys.queue_stats(Q, now_ms() // 60_000)) == {b"failed": b"1"}
+
+
+async def test_release_claim_puts_a_retry_back_in_line_after_its_delay(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    claim = await claimed(queues, "j1")
+    due = await redis.zscore(keys.arq_queue(Q), "j1")
+    assert due is not None
+    assert await queues.release(claim, ended=False, delay_ms=60_000) == "again"
+    assert await redis.zscore(keys.arq_queue(Q), "j1") == due + 60_000
+    assert await redis.zscore(keys.deferred(Q), "j1") == (due + 60_000) * 10 + 4
+    assert not await redis.exists(keys.arq_in_progress("j1"))
+    assert await redis.get(keys.arq_retry("j1")) == b"1"  # the attempt counts
+    assert await redis.zscore(keys.running(Q), "j1") is None
+
+
+async def test_release_claim_gives_a_handed_back_attempt_back(queues: JobQueues, redis: ArqRedis) -> None:
+    claim = await claimed(queues, "j1")
+    assert await queues.release(claim, ended=False, handed_back=True) == "again"
+    assert await redis.get(keys.arq_retry("j1")) == b"0"
+    assert [again.job_id for again in await claim_all(queues)] == ["j1"]
+
+
+async def test_release_claim_keeps_the_lock_for_as_long_as_asked(queues: JobQueues, redis: ArqRedis) -> None:
+    claim = await claimed(queues, "j1")
+    await queues.release(
+        claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded", keep_lock_ms=5_000
+    )
+    assert 0 < await redis.pttl(keys.arq_in_progress("j1")) <= 5_000
+
+
+async def test_release_claim_buries_a_job_that_failed_for_good(queues: JobQueues, redis: ArqRedis) -> None:
+    claim = await claimed(queues, "j1", tenant="acme")
+    await redis.rpush(keys.job_attempts("j1"), "{}")
+    await queues.release(
+        claim, ended=True, result=b"r", result_ttl_ms=0, outcome="failed", bury_for_ms=120_000
+    )
+    assert await redis.zscore(keys.dead_letters("acme"), "j1") is not None
+    for key in (keys.arq_result("j1"), keys.job_meta("j1"), keys.job_attempts("j1")):
+        assert 60_000 < await redis.pttl(key) <= 120_000
+
+
+async def test_release_claim_answers_gone_for_a_job_deleted_while_it_ran(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    claim = await claimed(queues, "j1")
+    assert decode_purge_job(await redis.eval(lua.PURGE_JOB, 0, "j1", keys.DEFAULT_TENANT, 60_000))
+    reply = await queues.release(claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded")
+    assert reply == "gone"
+    assert not await redis.exists(keys.arq_result("j1"), keys.job_meta("j1"), keys.arq_in_progress("j1"))
+    assert await redis.zscore(keys.running(Q), "j1") is None
+
+
+async def test_release_claim_answers_gone_for_a_retry_that_left_arqs_queue(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    claim = await claimed(queues, "j1")
+    await redis.zrem(keys.arq_queue(Q), "j1")
+    assert await queues.release(claim, ended=False, delay_ms=1_000) == "gone"
+    assert await redis.zscore(keys.ready(Q), "j1") is None
+    assert await redis.zscore(keys.deferred(Q), "j1") is None
+
+
+async def test_release_claim_frees_the_slot_for_the_first_parked_job(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    limits = {"diag.noop": {"c": 1}}
+    await submitted(queues, "first")
+    await submitted(queues, "second")
+    [claim] = await claim_all(queues, limits=limits)
+    await queues.release(claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded")
+    assert await redis.zrange(keys.ready(Q), 0, -1) == [b"second"]
+    assert [again.job_id for again in await claim_all(queues, limits=limits)] == ["second"]

@@ -1,0 +1,36 @@
+"""reserve_quota.lua: a batch's worth of a tenant's quotas, counted at once before its jobs are written."""
+
+from __future__ import annotations
+
+from arq import ArqRedis
+
+from jobs.engine import keys
+from jobs.engine.queue_ops import JobQueues, Quotas
+from tests.engine.lua.steps import submitted
+
+
+async def test_reserve_quota_allows_a_batch_within_the_quotas_and_counts_its_submits(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    assert await queues.reserve("acme", 5, Quotas(max_open_jobs=5, submits_per_s=5)) is None
+    counters = [key async for key in redis.scan_iter(match=f"{keys.TENANT_PREFIX}acme:submits:*")]
+    assert [await redis.get(key) for key in counters] == [b"5"]
+
+
+async def test_reserve_quota_refuses_a_batch_that_would_pass_the_most_open_jobs(queues: JobQueues) -> None:
+    await submitted(queues, "open", tenant="acme")
+    assert await queues.reserve("acme", 2, Quotas(max_open_jobs=2, submits_per_s=100)) == ("over_open", "")
+
+
+async def test_reserve_quota_refuses_a_batch_over_the_submits_per_second(queues: JobQueues) -> None:
+    refusal = await queues.reserve("acme", 6, Quotas(max_open_jobs=100, submits_per_s=5))
+    assert refusal is not None
+    assert refusal.outcome == "over_rate"
+    assert 0 < int(refusal.detail) <= 1000
+
+
+async def test_reserve_quota_reads_the_tenants_own_quotas_before_the_defaults(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await redis.hset(keys.tenant_quotas("acme"), mapping={"max_open_jobs": "50", "submits_per_s": "50"})
+    assert await queues.reserve("acme", 20, Quotas(max_open_jobs=1, submits_per_s=1)) is None

@@ -1,0 +1,54 @@
+"""submit_many.lua: a batch's jobs, enqueued one after the other with a reply each."""
+
+from __future__ import annotations
+
+from arq import ArqRedis
+
+from jobs.engine import keys
+from jobs.engine.queue_ops import SUBMIT_MANY_CHUNK, JobQueues
+from tests.engine.lua.steps import ended, job_call, submitted
+
+
+async def test_submit_many_writes_every_job_in_order_with_a_reply_each(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await submitted(queues, "parent")
+    calls = [job_call("a"), job_call("b", depends_on=("parent",)), job_call("c")]
+    assert await queues.submit_many(calls) == [("created", "0"), ("created", "1"), ("created", "0")]
+    assert await redis.zrange(keys.ready(keys.DEFAULT_QUEUE), 0, -1) == [b"parent", b"a", b"c"]
+
+
+async def test_submit_many_answers_exists_for_a_taken_id_and_writes_the_others(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await submitted(queues, "taken")
+    replies = await queues.submit_many([job_call("taken"), job_call("fresh")])
+    assert replies == [("exists", ""), ("created", "0")]
+    assert await redis.exists(keys.arq_job("fresh"))
+
+
+async def test_submit_many_refuses_a_job_whose_parent_is_unknown_failed_or_cancelled(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await ended(queues, "failed", outcome="failed")
+    await submitted(queues, "cancelled")
+    await queues.cancel_waiting("cancelled", message="no", retention_ms=60_000)
+    replies = await queues.submit_many(
+        [
+            job_call("a", depends_on=("nobody",)),
+            job_call("b", depends_on=("failed",)),
+            job_call("c", depends_on=("cancelled",)),
+        ]
+    )
+    assert replies == [
+        ("unknown_parent", "nobody"),
+        ("parent_failed", "failed"),
+        ("parent_cancelled", "cancelled"),
+    ]
+    assert not await redis.exists(keys.arq_job("a"), keys.arq_job("b"), keys.arq_job("c"))
+
+
+async def test_submit_many_answers_every_job_of_a_batch_longer_than_a_chunk(queues: JobQueues) -> None:
+    calls = [job_call(f"j{i}") for i in range(SUBMIT_MANY_CHUNK + 50)]
+    replies = await queues.submit_many(calls)
+    assert [reply.outcome for reply in replies] == ["created"] * len(calls)
