@@ -22,6 +22,7 @@ from jobs.engine import keys
 from jobs.engine.codec import deserialize, serialize
 from jobs.engine.connection import bound_waits, redis_settings_from_url
 from jobs.engine.runner import TIMEOUT_BACKSTOP_S, arq_function
+from jobs.engine.tracing import configure_tracing, flush_tracing
 from jobs.engine.worker import EngineConfig, adopt
 from jobs.limits import effective_limits
 from service.config import Settings, get_settings
@@ -77,6 +78,7 @@ def engine_config(settings: Settings) -> EngineConfig:
 async def startup(ctx: dict[str, Any]) -> None:
     """Open what jobs share for the worker's lifetime: config, one HTTP client, a process pool."""
     settings: Settings = ctx["settings"]
+    configure_tracing("jobsvc-worker")
     config = jobs_config(settings)
     config.storage_dir.mkdir(parents=True, exist_ok=True)
     ctx["config"] = config
@@ -95,6 +97,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["http"].aclose()
     if "process_pool" in ctx:
         await ctx["process_pool"].close()
+    await flush_tracing()
 
 
 def use_uvloop_under_arq_cli(settings: Settings) -> None:

@@ -15,6 +15,7 @@ from typing import Annotated
 import aiosmtplib
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
+from jobs.catalogue.spans import client_span
 from jobs.context import Ctx, SmtpConfig
 from jobs.definition import RetryPolicy, job_type
 from jobs.errors import JobError, PermanentJobError, RetryableJobError
@@ -104,18 +105,25 @@ async def send_email(ctx: Ctx, params: EmailParams) -> EmailResult:
     # exceptions are re-raised `from None`: a library's message must not carry the credentials into the record
     try:
         async with asyncio.timeout(min(smtp.timeout_s, EMAIL_JOB_TIMEOUT_S - 5)):
-            refused, _ = await aiosmtplib.send(
-                message,
-                sender=smtp.sender,
-                recipients=list(params.to),
-                hostname=smtp.host,
-                port=smtp.port,
-                username=smtp.user,
-                password=smtp.password if smtp.user else None,
-                use_tls=smtp.tls == "tls",
-                start_tls=smtp.tls == "starttls",
-                timeout=smtp.timeout_s,
-            )
+            attributes: dict[str, str | int] = {
+                "server.address": smtp.host,
+                "server.port": smtp.port,
+                "jobsvc.email.recipients": len(params.to),
+            }
+            with client_span("smtp send", attributes) as span:
+                refused, _ = await aiosmtplib.send(
+                    message,
+                    sender=smtp.sender,
+                    recipients=list(params.to),
+                    hostname=smtp.host,
+                    port=smtp.port,
+                    username=smtp.user,
+                    password=smtp.password if smtp.user else None,
+                    use_tls=smtp.tls == "tls",
+                    start_tls=smtp.tls == "starttls",
+                    timeout=smtp.timeout_s,
+                )
+                span.set("jobsvc.email.rejected", len(refused))
     except aiosmtplib.SMTPRecipientsRefused as exc:
         replies = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
         permanent = all(_is_5xx(r.code) for r in exc.recipients)

@@ -18,6 +18,7 @@ import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints
 
 from jobs.catalogue.outbound import check_destination
+from jobs.catalogue.spans import client_span
 from jobs.context import Ctx
 from jobs.definition import RetryPolicy, job_type
 from jobs.errors import PermanentJobError, RetryableJobError
@@ -86,6 +87,16 @@ def signature(key: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
+def _span_attributes(url: HttpUrl) -> dict[str, str | int]:
+    """The HTTP client span's attributes; not the URL's path or query, which often carry a token."""
+    return {
+        "http.request.method": "POST",
+        "url.scheme": url.scheme,
+        "server.address": url.host or "",
+        "server.port": url.port or (443 if url.scheme == "https" else 80),
+    }
+
+
 def _is_retryable_status(status: int) -> bool:
     return status >= 500 or status in (408, 429)
 
@@ -120,16 +131,19 @@ async def deliver_webhook(ctx: Ctx, params: WebhookParams) -> WebhookResult:
                 url, allow_private=config.allow_private_addresses, never=config.redis_endpoints
             )
             started = time.perf_counter()
-            request = ctx["http"].stream(
-                "POST", url, content=body, headers=headers, timeout=budget_s, follow_redirects=False
-            )
-            async with request as response:
-                received = 0
-                async for chunk in response.aiter_raw():
-                    received += len(chunk)
-                    if received >= MAX_RESPONSE_BYTES:
-                        received = MAX_RESPONSE_BYTES
-                        break
+            with client_span("POST", _span_attributes(params.url)) as span:
+                span.inject(headers)
+                request = ctx["http"].stream(
+                    "POST", url, content=body, headers=headers, timeout=budget_s, follow_redirects=False
+                )
+                async with request as response:
+                    span.http_status(response.status_code)
+                    received = 0
+                    async for chunk in response.aiter_raw():
+                        received += len(chunk)
+                        if received >= MAX_RESPONSE_BYTES:
+                            received = MAX_RESPONSE_BYTES
+                            break
     except TimeoutError:
         raise RetryableJobError(f"{host} did not answer within {budget_s:g}s") from None
     except httpx.TimeoutException as exc:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from jobs.context import Ctx, JobsConfig
 from jobs.definition import MAX_ATTEMPTS_LIMIT, JobType, RetryPolicy
-from jobs.engine import keys
+from jobs.engine import keys, tracing
 from jobs.engine.attempts import begin_attempt, end_attempt
 from jobs.engine.codec import deserialize
 from jobs.engine.connection import REDIS_DOWN, until_redis_answers
@@ -64,7 +64,27 @@ async def run_attempt(
     depends_on: list[str] | None = None,
     tenant: str = keys.DEFAULT_TENANT,
 ) -> Any:
-    """One attempt of a job: what ARQ runs for every job of ``job_type``."""
+    """One attempt of a job: what ARQ runs for every job of ``job_type``; with tracing on, in a consumer
+    span that continues the trace of the request that enqueued it."""
+    job_id: str = arq_ctx["job_id"]
+    attempt: int = arq_ctx["job_try"]
+    if not tracing.ON:
+        return await _attempt(job_type, arq_ctx, params, max_attempts, backoff, depends_on, tenant)
+    async with tracing.processing(
+        arq_ctx["redis"], job_id=job_id, job_type=job_type.name, attempt=attempt, tenant=tenant
+    ):
+        return await _attempt(job_type, arq_ctx, params, max_attempts, backoff, depends_on, tenant)
+
+
+async def _attempt(
+    job_type: JobType[Any, Any],
+    arq_ctx: dict[str, Any],
+    params: Any,
+    max_attempts: int | None,
+    backoff: dict[str, float] | None,
+    depends_on: list[str] | None,
+    tenant: str,
+) -> Any:
     job_id: str = arq_ctx["job_id"]
     attempt: int = arq_ctx["job_try"]
     config: JobsConfig = arq_ctx["config"]

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from jobs.engine.connection import open_pool
+from jobs.engine.tracing import configure_tracing, flush_tracing
 from jobs.registry import job_types as registered_job_types
 from service.api.auth import KeyStore
 from service.api.body_size import BodySizeLimit
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_tracing("jobsvc-api")  # FastAPI makes the requests' server spans once a provider is set
         pool = await open_pool(settings.effective_redis_url)
         app.state.arq = pool
         app.state.store = JobStore(
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await pool.aclose(close_connection_pool=True)
+            await flush_tracing()
 
     app = FastAPI(
         title="jobsvc",

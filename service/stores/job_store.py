@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from arq import ArqRedis
 from fastapi.exceptions import RequestValidationError
 
-from jobs.engine import keys
+from jobs.engine import keys, tracing
 from jobs.engine.queue_ops import EnqueueCall, JobQueues, NewJob, Quotas, enqueue_call, settle_dependents
 from jobs.engine.records import JobSnapshot, read_snapshot, read_snapshots
 from jobs.status import JobStatus
@@ -73,6 +73,26 @@ class JobStore:
         idempotency_key: str | None = None,
         request_hash: str = "",
     ) -> tuple[JobSnapshot, bool]:
+        """Enqueue ``job`` (see ``_submit``), in a producer span whose context the job carries when
+        tracing is on."""
+        with tracing.sending(job.queue, job_id=job_id, job_type=job.type, tenant=job.tenant) as fields:
+            return await self._submit(
+                tracing.carry(job, fields),
+                job_id=job_id,
+                quotas=quotas,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+            )
+
+    async def _submit(
+        self,
+        job: NewJob,
+        *,
+        job_id: str,
+        quotas: Quotas | None,
+        idempotency_key: str | None,
+        request_hash: str,
+    ) -> tuple[JobSnapshot, bool]:
         """Enqueue ``job`` in one round trip, within its tenant's ``quotas`` when given; returns its
         snapshot and whether it was created (False: an idempotent replay of an earlier submit)."""
         call = enqueue_call(job, job_id, queued_expiry_ms=self._queued_job_expiry_ms)
@@ -96,6 +116,15 @@ class JobStore:
 
     async def submit_many(
         self, jobs: Sequence[tuple[NewJob, str]], *, tenant: str, quotas: Quotas | None = None
+    ) -> list[JobSnapshot]:
+        """Enqueue a batch (see ``_submit_many``) in one producer span, which its jobs link to when
+        tracing is on."""
+        with tracing.sending_batch([job.queue for job, _ in jobs], tenant=tenant) as fields:
+            traced = [(tracing.carry(job, fields), job_id) for job, job_id in jobs]
+            return await self._submit_many(traced, tenant=tenant, quotas=quotas)
+
+    async def _submit_many(
+        self, jobs: Sequence[tuple[NewJob, str]], *, tenant: str, quotas: Quotas | None
     ) -> list[JobSnapshot]:
         """Enqueue ``(job, id)`` pairs of one tenant in one pipelined round trip, after reserving their
         quotas in one more; each job is written atomically. Jobs of the batch may depend on jobs
