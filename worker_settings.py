@@ -21,11 +21,13 @@ from jobs.cpu import CpuPool
 from jobs.engine import keys
 from jobs.engine.codec import deserialize, serialize
 from jobs.engine.connection import bound_waits, redis_settings_from_url
+from jobs.engine.log_context import job_started, naming_jobs
 from jobs.engine.runner import TIMEOUT_BACKSTOP_S, arq_function
 from jobs.engine.tracing import configure_tracing, flush_tracing
 from jobs.engine.worker import EngineConfig, adopt
 from jobs.limits import effective_limits
 from service.config import Settings, get_settings
+from service.logs import configure_logging
 
 
 def jobs_config(settings: Settings) -> JobsConfig:
@@ -78,6 +80,7 @@ def engine_config(settings: Settings) -> EngineConfig:
 async def startup(ctx: dict[str, Any]) -> None:
     """Open what jobs share for the worker's lifetime: config, one HTTP client, a process pool."""
     settings: Settings = ctx["settings"]
+    configure_logging(settings)
     configure_tracing("jobsvc-worker")
     config = jobs_config(settings)
     config.storage_dir.mkdir(parents=True, exist_ok=True)
@@ -104,15 +107,32 @@ def use_uvloop_under_arq_cli(settings: Settings) -> None:
     """Run ``arq worker_settings.WorkerSettings`` on uvloop. ARQ's CLI imports this module before it
     creates its event loop and offers no other hook, so the policy is set here, and only when the
     process is that CLI: importing the module elsewhere (tests, the API) leaves the loop alone."""
-    if settings.worker_uvloop and Path(sys.argv[0]).name == "arq" and sys.platform != "win32":
+    if settings.worker_uvloop and started_by_arq_cli() and sys.platform != "win32":
         import uvloop  # not on Windows
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def json_logs_under_arq_cli(settings: Settings) -> None:
+    """With ``JOBSVC_LOG_FORMAT=json``, make ARQ's first lines JSON too. ARQ's CLI sets up its own text
+    logging right after importing this module, before the worker's startup hook: so logging is set up
+    now, and the CLI is handed a logging configuration that changes nothing (unless ``--custom-log-dict``
+    names another)."""
+    if settings.log_format == "json" and started_by_arq_cli():
+        import arq.cli
+
+        configure_logging(settings)
+        arq.cli.default_log_config = lambda verbose: {"version": 1, "incremental": True}  # type: ignore[attr-defined]
+
+
+def started_by_arq_cli() -> bool:
+    return Path(sys.argv[0]).name == "arq"
+
+
 _settings = get_settings()
 _job_types = registry.job_types(diagnostics=_settings.diagnostics)
 use_uvloop_under_arq_cli(_settings)
+json_logs_under_arq_cli(_settings)
 
 
 class WorkerSettings:
@@ -125,9 +145,11 @@ class WorkerSettings:
     queue_name = keys.arq_queue(_settings.served_queues[0][0])
     timezone = UTC
     job_serializer = serialize
-    job_deserializer = deserialize
+    job_deserializer = naming_jobs(deserialize)  # and notes which job runs, for its log lines
     on_startup = startup
     on_shutdown = shutdown
+    #: names the job in every line logged while it runs (``JOBSVC_LOG_FORMAT=json``)
+    on_job_start = job_started
     max_jobs = _settings.worker_max_jobs
     poll_delay = _settings.worker_poll_delay_s
     job_timeout = _settings.job_timeout_s + TIMEOUT_BACKSTOP_S

@@ -149,7 +149,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Where `jobsvc dev` serves the API.")
     port: int = Field(8000, ge=1, le=65535, description="Port of the API under `jobsvc dev`.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Log level of the API that `jobsvc dev` starts."
+        "info", description="Log level of the API that `jobsvc dev` starts, and of JSON logs."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`json`: the API and the workers write one JSON object per line (theirs, uvicorn's and "
+        "ARQ's), naming the job and trace a line belongs to; `text`: uvicorn's and ARQ's own formats.",
     )
 
     @model_validator(mode="after")

@@ -1,5 +1,10 @@
 """The uvicorn target: ``uvicorn service.main:app``. The only module that builds the app at import."""
 
 from service.api.app import create_app
+from service.config import get_settings
+from service.logs import configure_logging
 
-app = create_app()
+settings = get_settings()
+# at import, not only at startup: uvicorn logs its first lines between importing the app and its lifespan
+configure_logging(settings)
+app = create_app(settings)

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from jobs.context import Ctx, JobsConfig
 from jobs.definition import MAX_ATTEMPTS_LIMIT, JobType, RetryPolicy
-from jobs.engine import keys, tracing
+from jobs.engine import keys, log_context, tracing
 from jobs.engine.attempts import begin_attempt, end_attempt
 from jobs.engine.codec import deserialize
 from jobs.engine.connection import REDIS_DOWN, until_redis_answers
@@ -64,15 +64,17 @@ async def run_attempt(
     depends_on: list[str] | None = None,
     tenant: str = keys.DEFAULT_TENANT,
 ) -> Any:
-    """One attempt of a job: what ARQ runs for every job of ``job_type``; with tracing on, in a consumer
-    span that continues the trace of the request that enqueued it."""
+    """One attempt of a job: what ARQ runs for every job of ``job_type``. Its log lines name the job; with
+    tracing on, it runs in a consumer span that continues the trace of the request that enqueued it."""
     job_id: str = arq_ctx["job_id"]
     attempt: int = arq_ctx["job_try"]
+    fields = log_context.bind(job_id=job_id, attempt=attempt, job_type=job_type.name, tenant=tenant)
     if not tracing.ON:
         return await _attempt(job_type, arq_ctx, params, max_attempts, backoff, depends_on, tenant)
     async with tracing.processing(
         arq_ctx["redis"], job_id=job_id, job_type=job_type.name, attempt=attempt, tenant=tenant
-    ):
+    ) as trace_id:
+        fields.trace_id = trace_id
         return await _attempt(job_type, arq_ctx, params, max_attempts, backoff, depends_on, tenant)
 
 

@@ -18,6 +18,7 @@ from service.api.openapi import build_openapi
 from service.api.routes import admin, dead_letters, health, job_types, jobs, operations
 from service.api.security import install_security
 from service.config import Settings, get_settings
+from service.logs import configure_logging
 from service.stores.dead_letter_store import DeadLetterStore
 from service.stores.job_store import JobStore
 from service.stores.tenant_store import TenantStore
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings)
         configure_tracing("jobsvc-api")  # FastAPI makes the requests' server spans once a provider is set
         pool = await open_pool(settings.effective_redis_url)
         app.state.arq = pool

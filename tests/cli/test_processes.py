@@ -68,10 +68,21 @@ def wait_for(base_url: str, job_id: object, seconds: float = 20, key: str = ADMI
 
 
 @pytest.fixture
-def api_and_worker(redis_url: str, tmp_path: Path, redis: object) -> Iterator[str]:
-    """uvicorn and an `arq` worker as separate processes, exactly as operators start them."""
+def process_env() -> dict[str, str]:
+    """More environment for `api_and_worker`'s processes; overridden by tests that need some."""
+    return {}
+
+
+@pytest.fixture
+def api_and_worker(
+    redis_url: str, tmp_path: Path, redis: object, process_env: dict[str, str]
+) -> Iterator[str]:
+    """uvicorn and an `arq` worker as separate processes, exactly as operators start them; their output
+    goes to ``api.log`` and ``worker.log`` in ``tmp_path``."""
     port = free_port()
-    env = child_env(JOBSVC_REDIS_URL=redis_url, JOBSVC_DIAGNOSTICS="true", JOBSVC_DATA_DIR=str(tmp_path))
+    env = child_env(
+        JOBSVC_REDIS_URL=redis_url, JOBSVC_DIAGNOSTICS="true", JOBSVC_DATA_DIR=str(tmp_path), **process_env
+    )
     logs = (tmp_path / "api.log").open("wb"), (tmp_path / "worker.log").open("wb")
     api = subprocess.Popen(
         [BIN / "uvicorn", "service.main:app", "--port", str(port)],
