@@ -1,25 +1,19 @@
-"""The Python client against the real app (through its lifespan), a real ARQ worker and real Redis."""
+"""The Python client, sync and async, against the real app served by uvicorn, a real ARQ worker and real
+Redis: each test runs once for each client."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
-from service import client as client_module
-from service.client import (
+from jobsvc_client import (
     ApiError,
     Conflict,
     Forbidden,
-    JobsClient,
     JobsvcError,
     JobTimeout,
     NotFound,
@@ -28,30 +22,12 @@ from service.client import (
     ServiceUnavailable,
     TransportError,
     Unauthorized,
+    UnexpectedAnswer,
     ValidationFailed,
 )
+
+from tests.client.conftest import BASE_URL, answering, open_client
 from tests.conftest import ADMIN_KEY
-
-BASE_URL = "http://jobsvc.test"
-
-
-@pytest.fixture
-async def jobs(app: Any) -> AsyncIterator[JobsClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with JobsClient(base_url=BASE_URL, api_key=ADMIN_KEY, transport=transport) as client:
-        yield client
-
-
-def answering(status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> Any:
-    """An ASGI app that gives every request the same answer: what a proxy or another server might send."""
-    raw_headers = [(b"content-type", content_type.encode())]
-    raw_headers += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-        await send({"type": "http.response.body", "body": body})
-
-    return app
 
 
 def closed_port() -> int:
@@ -61,9 +37,7 @@ def closed_port() -> int:
     return port
 
 
-async def test_submitted_job_is_read_back_succeeded_after_a_worker_ran_it(
-    jobs: JobsClient, run_jobs: Any
-) -> None:
+async def test_submitted_job_is_read_back_succeeded_after_a_worker_ran_it(jobs: Any, run_jobs: Any) -> None:
     job = await jobs.submit("diag.sleep", {"seconds": 0})
     assert job.status == "queued"
     assert job.links.self == f"/v1/jobs/{job.id}"
@@ -72,12 +46,13 @@ async def test_submitted_job_is_read_back_succeeded_after_a_worker_ran_it(
 
     done = await jobs.get(job.id)
     assert done.status == "succeeded"
+    assert done.is_finished
     assert done.result == {"slept_s": 0.0}
     assert done.attempts == 1
     assert done.finished_at is not None
 
 
-async def test_submit_sends_scheduling_options(jobs: JobsClient) -> None:
+async def test_submit_sends_scheduling_options(jobs: Any) -> None:
     delayed = await jobs.submit("diag.noop", delay_seconds=30, priority=9, max_attempts=2)
     assert (delayed.status, delayed.priority, delayed.max_attempts) == ("deferred", 9, 2)
 
@@ -91,7 +66,7 @@ async def test_submit_sends_scheduling_options(jobs: JobsClient) -> None:
         await jobs.submit("diag.noop", run_at=datetime.now())  # naive, on purpose
 
 
-async def test_wait_returns_the_job_once_it_finished(jobs: JobsClient, background_worker: Any) -> None:
+async def test_wait_returns_the_job_once_it_finished(jobs: Any, background_worker: Any) -> None:
     job = await jobs.submit("diag.sleep", {"seconds": 0.2})
     async with background_worker():
         done = await jobs.wait(job.id, timeout=10)
@@ -99,7 +74,7 @@ async def test_wait_returns_the_job_once_it_finished(jobs: JobsClient, backgroun
     assert done.result == {"slept_s": 0.2}
 
 
-async def test_wait_raises_job_timeout_carrying_the_unfinished_job(jobs: JobsClient) -> None:
+async def test_wait_raises_job_timeout_carrying_the_unfinished_job(jobs: Any) -> None:
     job = await jobs.submit("diag.noop")
     with pytest.raises(JobTimeout) as caught:
         await jobs.wait(job.id, timeout=0.2)
@@ -107,7 +82,7 @@ async def test_wait_raises_job_timeout_carrying_the_unfinished_job(jobs: JobsCli
     assert caught.value.job.status == "queued"
 
 
-async def test_cancel_queued_job_reports_cancelled_and_it_never_runs(jobs: JobsClient, run_jobs: Any) -> None:
+async def test_cancel_queued_job_reports_cancelled_and_it_never_runs(jobs: Any, run_jobs: Any) -> None:
     job = await jobs.submit("diag.noop")
     assert (await jobs.cancel(job.id)).status == "cancelled"
     worker = await run_jobs()
@@ -115,7 +90,7 @@ async def test_cancel_queued_job_reports_cancelled_and_it_never_runs(jobs: JobsC
     assert (await jobs.get(job.id)).status == "cancelled"
 
 
-async def test_list_and_iter_jobs_page_newest_first_without_duplicates(jobs: JobsClient) -> None:
+async def test_list_and_iter_jobs_page_newest_first_without_duplicates(jobs: Any) -> None:
     submitted = []
     for _ in range(5):
         submitted.append((await jobs.submit("diag.noop")).id)
@@ -126,14 +101,14 @@ async def test_list_and_iter_jobs_page_newest_first_without_duplicates(jobs: Job
     assert [j.id for j in first.jobs] == submitted[::-1][:2]
     assert first.next_cursor is not None
 
-    seen = [job.id async for job in jobs.iter_jobs(type="diag.noop", page_size=2)]
+    seen = [job.id for job in await jobs.collect("iter_jobs", type="diag.noop", page_size=2)]
     assert seen == submitted[::-1]
 
-    everything = [job.id async for job in jobs.iter_jobs(status="queued", page_size=4)]
+    everything = [job.id for job in await jobs.collect("iter_jobs", status="queued", page_size=4)]
     assert everything == [other.id, *submitted[::-1]]
 
 
-async def test_same_idempotency_key_and_body_replays_the_first_job(jobs: JobsClient) -> None:
+async def test_same_idempotency_key_and_body_replays_the_first_job(jobs: Any) -> None:
     first = await jobs.submit("diag.noop", idempotency_key="order-42")
     again = await jobs.submit("diag.noop", idempotency_key="order-42")
     assert again.id == first.id
@@ -143,27 +118,27 @@ async def test_same_idempotency_key_and_body_replays_the_first_job(jobs: JobsCli
     assert caught.value.problem.title.startswith("Idempotency-Key")
 
 
-async def test_job_types_lists_the_catalogue_with_schemas(jobs: JobsClient) -> None:
+async def test_job_types_lists_the_catalogue_with_schemas(jobs: Any) -> None:
     catalogue = {jt.name: jt for jt in (await jobs.job_types()).job_types}
     assert {"diag.noop", "diag.sleep"} <= catalogue.keys()
     assert "seconds" in catalogue["diag.sleep"].params_schema["properties"]
 
 
-async def test_unknown_job_type_is_not_found(jobs: JobsClient) -> None:
+async def test_unknown_job_type_is_not_found(jobs: Any) -> None:
     with pytest.raises(NotFound) as caught:
         await jobs.submit("diag.nothing_here")
     assert caught.value.status == 404
     assert caught.value.problem.title == "Unknown job type"
 
 
-async def test_params_that_fail_the_schema_point_at_the_field(jobs: JobsClient) -> None:
+async def test_params_that_fail_the_schema_point_at_the_field(jobs: Any) -> None:
     with pytest.raises(ValidationFailed) as caught:
         await jobs.submit("diag.sleep", {"seconds": -1})
     assert caught.value.status == 422
     assert [e.pointer for e in caught.value.errors] == ["/params/seconds"]
 
 
-async def test_unknown_job_id_is_not_found(jobs: JobsClient) -> None:
+async def test_unknown_job_id_is_not_found(jobs: Any) -> None:
     with pytest.raises(NotFound) as caught:
         await jobs.get("no-such-job")
     assert caught.value.problem.title == "Job not found"
@@ -171,13 +146,26 @@ async def test_unknown_job_id_is_not_found(jobs: JobsClient) -> None:
         await jobs.cancel("no-such-job")
 
 
-async def test_cancelling_a_finished_job_is_a_conflict(jobs: JobsClient, run_jobs: Any) -> None:
+async def test_cancelling_a_finished_job_is_a_conflict(jobs: Any, run_jobs: Any) -> None:
     job = await jobs.submit("diag.noop")
     await run_jobs()
     with pytest.raises(Conflict) as caught:
         await jobs.cancel(job.id)
     assert caught.value.status == 409
     assert (await jobs.get(job.id)).status == "succeeded"
+
+
+async def test_a_key_without_the_scope_is_forbidden_and_a_wrong_key_unauthorized(
+    jobs: Any, kind: str, api_url: str
+) -> None:
+    reader = await jobs.create_key("default", ["read"])
+    async with open_client(kind, api_url, api_key=reader.key) as read_only:
+        assert (await read_only.list()).jobs == []
+        with pytest.raises(Forbidden):
+            await read_only.submit("diag.noop")
+    async with open_client(kind, api_url, api_key="jobsvc_wrong") as stranger:
+        with pytest.raises(Unauthorized):
+            await stranger.list()
 
 
 @pytest.mark.parametrize(
@@ -196,11 +184,11 @@ async def test_cancelling_a_finished_job_is_a_conflict(jobs: JobsClient, run_job
     ],
 )
 async def test_each_error_status_raises_its_exception_with_the_problem(
-    status: int, error: type[ApiError]
+    kind: str, status: int, error: type[ApiError]
 ) -> None:
     body = f'{{"type": "/problems/x", "title": "Title {status}", "status": {status}, "detail": "why"}}'
-    app = answering(status, body.encode(), "application/problem+json", {"Retry-After": "7"})
-    async with JobsClient(BASE_URL, api_key=ADMIN_KEY, transport=httpx.ASGITransport(app=app)) as client:
+    transport = answering(status, body.encode(), "application/problem+json", {"Retry-After": "7"})
+    async with open_client(kind, BASE_URL, api_key=ADMIN_KEY, transport=transport) as client:
         with pytest.raises(error) as caught:
             await client.get("any")
     assert type(caught.value) is error
@@ -209,9 +197,9 @@ async def test_each_error_status_raises_its_exception_with_the_problem(
     assert caught.value.retry_after == 7.0
 
 
-async def test_error_bodies_that_are_not_problems_still_map_by_status() -> None:
+async def test_error_bodies_that_are_not_problems_still_map_by_status(kind: str) -> None:
     proxy = answering(502, b"upstream went away\n", "text/plain")
-    async with JobsClient(BASE_URL, transport=httpx.ASGITransport(app=proxy)) as client:
+    async with open_client(kind, BASE_URL, transport=proxy) as client:
         with pytest.raises(ApiError) as caught:
             await client.job_types()
     assert caught.value.status == 502
@@ -220,68 +208,49 @@ async def test_error_bodies_that_are_not_problems_still_map_by_status() -> None:
     assert caught.value.retry_after is None
 
     plain_fastapi = answering(422, b'{"detail": [{"loc": ["body"], "msg": "bad"}]}', "application/json")
-    async with JobsClient(BASE_URL, transport=httpx.ASGITransport(app=plain_fastapi)) as client:
+    async with open_client(kind, BASE_URL, transport=plain_fastapi) as client:
         with pytest.raises(ValidationFailed) as invalid:
             await client.submit("diag.noop")
     assert invalid.value.errors == []
     assert '"msg": "bad"' in invalid.value.problem.detail
 
 
-async def test_a_success_body_that_is_not_a_job_is_a_jobsvc_error() -> None:
+async def test_a_success_body_that_is_not_a_job_is_an_unexpected_answer(kind: str) -> None:
     html = answering(200, b"<html>a login page</html>", "text/html")
-    async with JobsClient(BASE_URL, transport=httpx.ASGITransport(app=html)) as client:
-        with pytest.raises(JobsvcError, match="not a Job"):
+    async with open_client(kind, BASE_URL, transport=html) as client:
+        with pytest.raises(UnexpectedAnswer, match="not a Job"):
             await client.get("any")
 
 
-async def test_unreachable_service_is_a_transport_error() -> None:
-    async with JobsClient(f"http://127.0.0.1:{closed_port()}", timeout=5) as client:
+async def test_unreachable_service_is_a_transport_error(kind: str) -> None:
+    async with open_client(kind, f"http://127.0.0.1:{closed_port()}", timeout=5) as client:
         with pytest.raises(TransportError) as caught:
             await client.job_types()
+    assert isinstance(caught.value, JobsvcError)
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
 
 
-async def test_api_key_is_sent_as_a_bearer_token() -> None:
+async def test_api_key_is_sent_as_a_bearer_token(kind: str) -> None:
     seen: list[str] = []
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        seen.append(dict(scope["headers"]).get(b"authorization", b"").decode())
-        await answering(200, b'{"job_types": []}', "application/json")(scope, receive, send)
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization", ""))
+        return httpx.Response(200, json={"job_types": []})
 
-    async with JobsClient(BASE_URL, api_key="k-123", transport=httpx.ASGITransport(app=app)) as client:
+    async with open_client(kind, BASE_URL, api_key="k-123", transport=httpx.MockTransport(handler)) as client:
         await client.job_types()
-    async with JobsClient(BASE_URL, transport=httpx.ASGITransport(app=app)) as client:
+    async with open_client(kind, BASE_URL, transport=httpx.MockTransport(handler)) as client:
         await client.job_types()
     assert seen == ["Bearer k-123", ""]
 
 
-def test_public_surface_is_deliberate() -> None:
-    assert set(client_module.__all__) == {
-        "JobsClient",
-        "JobsvcError",
-        "ApiError",
-        "NotFound",
-        "Conflict",
-        "ValidationFailed",
-        "PayloadTooLarge",
-        "Unauthorized",
-        "Forbidden",
-        "RateLimited",
-        "ServiceUnavailable",
-        "JobTimeout",
-        "TransportError",
-    }
-    errors = [getattr(client_module, name) for name in client_module.__all__ if name != "JobsClient"]
-    assert all(issubclass(error, JobsvcError) for error in errors)
+async def test_ids_are_quoted_into_one_path_segment(kind: str) -> None:
+    paths: list[str] = []
 
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.raw_path.decode())
+        return httpx.Response(204)
 
-def test_client_imports_without_the_web_framework() -> None:
-    code = (
-        "import sys, service.client; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'fastapi', 'starlette', 'uvicorn'}))"
-    )
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
-    ).stdout
-    assert out.strip() == "[]"
+    async with open_client(kind, BASE_URL, transport=httpx.MockTransport(handler)) as client:
+        await client.delete_dead_letter("a/b?c")
+    assert paths == ["/v1/dead-letters/a%2Fb%3Fc"]

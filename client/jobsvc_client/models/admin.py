@@ -1,0 +1,62 @@
+"""API keys and tenants' quotas: the admin scope's business."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobsvc_client.models.jobs import Timestamp
+
+Scope = Literal["submit", "read", "cancel", "admin"]
+#: every scope a key may be given
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str = Field(description="Whose jobs the key submits and sees.")
+    scopes: list[Scope]
+    name: str = Field("", description="A note for people: who or what uses the key.")
+
+
+class ApiKeyView(BaseModel):
+    id: str
+    tenant: str
+    scopes: list[str]
+    name: str
+    created_at: Timestamp
+
+
+class NewApiKey(ApiKeyView):
+    key: str = Field(description="The key itself, in this answer only: the service keeps its hash.")
+
+
+class ApiKeyList(BaseModel):
+    keys: list[ApiKeyView]
+
+
+class TenantQuotas(BaseModel):
+    tenant: str
+    open_jobs: int = Field(description="Its jobs that wait or run now.")
+    max_open_jobs: int
+    submits_per_s: int
+
+
+class QuotasUpdate(BaseModel):
+    """New quotas for a tenant; one left out (None) goes back to the service's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_open_jobs: int | None = None
+    submits_per_s: int | None = None
+
+
+class TenantList(BaseModel):
+    tenants: list[TenantQuotas]
+
+
+class TenantDeletion(BaseModel):
+    tenant: str
+    deleted_jobs: int
