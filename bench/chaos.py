@@ -42,10 +42,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from jobsvc_client import TERMINAL_STATUSES, AsyncJobsClient, Job, JobStatus, JobsvcError, NotFound
 
-from jobs.status import TERMINAL_STATUSES, JobStatus
-from service.api.schemas import Job
-from service.client import JobsClient, JobsvcError, NotFound
 from service.devtools.embedded import EmbeddedRedis
 from service.devtools.processes import spawn, stop_processes
 
@@ -405,7 +403,7 @@ async def say_progress(clock: Clock, ledger: Ledger, total: int) -> None:
         clock.say(f"submitted {ledger.done}/{total}, accepted {len(ledger.accepted)}")
 
 
-async def drain(client: JobsClient, ledger: Ledger, deadline: float, clock: Clock) -> set[str] | None:
+async def drain(client: AsyncJobsClient, ledger: Ledger, deadline: float, clock: Clock) -> set[str] | None:
     """Until the service lists every accepted job as finished, or the deadline; returns the ids it listed
     (None if it never answered)."""
     listed: dict[str, JobStatus] | None = None
@@ -427,7 +425,7 @@ async def drain(client: JobsClient, ledger: Ledger, deadline: float, clock: Cloc
         await asyncio.sleep(1.0)
 
 
-async def read_all(client: JobsClient, job_ids: list[str], concurrency: int) -> dict[str, Job | str]:
+async def read_all(client: AsyncJobsClient, job_ids: list[str], concurrency: int) -> dict[str, Job | str]:
     """Every job by id, or why it could not be read ("404", or the last error after a few tries)."""
     slots = asyncio.Semaphore(concurrency)
     found: dict[str, Job | str] = {}
@@ -544,7 +542,7 @@ async def run_chaos(options: ChaosOptions) -> ChaosReport:
         chaos = asyncio.create_task(make_chaos(cluster, options, ledger, log, stop, clock))
         progress = asyncio.create_task(say_progress(clock, ledger, options.jobs))
         try:
-            async with JobsClient(cluster.base_url, api_key=ADMIN_KEY, timeout=30.0) as client:
+            async with AsyncJobsClient(cluster.base_url, api_key=ADMIN_KEY, timeout=30.0) as client:
                 plan = plan_jobs(options, random.Random(options.seed))
                 await _unless_chaos_fails(submit_all(cluster.base_url, plan, options, ledger), chaos)
                 report.submit_s = round(time.monotonic() - started, 1)

@@ -20,17 +20,22 @@ stderr) or a wait that ran out of time, 2 a usage error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 from typing import Any
 
+from jobsvc_client import (
+    DEFAULT_URL,
+    ApiError,
+    JobsClient,
+    JobStatus,
+    JobsvcError,
+    JobTimeout,
+    ValidationFailed,
+)
+from jobsvc_client.models import SCOPES, Scope
 from pydantic import BaseModel, ValidationError
-
-from jobs.status import JobStatus
-from service.api.auth import SCOPES
-from service.client import DEFAULT_URL, ApiError, JobsClient, JobsvcError, JobTimeout, ValidationFailed
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_WAIT_S = 60.0
@@ -52,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(str(exc))
         return run_dev(settings)
     try:
-        return asyncio.run(_run(args))
+        return _run(args)
     except JobTimeout as exc:
         _print(exc.job)
         return _fail(str(exc))
@@ -82,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--api-key",
-        default=os.environ.get("JOBSVC_API_KEY") or _dev_admin_key(),
+        default=os.environ.get("JOBSVC_API_KEY"),
         help="API key (env JOBSVC_API_KEY; default: the key `jobsvc dev` made, if any)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -140,11 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _run(args: argparse.Namespace) -> int:
-    async with JobsClient(args.url, api_key=args.api_key) as client:
+def _run(args: argparse.Namespace) -> int:
+    with JobsClient(args.url, api_key=args.api_key or _dev_admin_key()) as client:
         result: BaseModel
         if args.command == "submit":
-            result = await client.submit(
+            result = client.submit(
                 args.type,
                 args.params,
                 queue=args.queue,
@@ -154,33 +159,33 @@ async def _run(args: argparse.Namespace) -> int:
                 idempotency_key=args.idempotency_key,
             )
             if args.wait is not None:
-                result = await client.wait(result.id, timeout=args.wait)
+                result = client.wait(result.id, timeout=args.wait)
         elif args.command == "status":
-            wait = args.wait
-            result = await (client.wait(args.id, timeout=wait) if wait else client.get(args.id))
+            result = client.wait(args.id, timeout=args.wait) if args.wait else client.get(args.id)
         elif args.command == "cancel":
-            result = await client.cancel(args.id)
+            result = client.cancel(args.id)
         elif args.command == "list":
-            result = await client.list(
+            result = client.list(
                 status=args.status, type=args.type, queue=args.queue, limit=args.limit, cursor=args.cursor
             )
         elif args.command == "keys":
             if args.key_command == "create":
-                result = await client.create_key(args.tenant, args.scopes, name=args.name)
+                result = client.create_key(args.tenant, args.scopes, name=args.name)
             elif args.key_command == "list":
-                result = await client.list_keys()
+                result = client.list_keys()
             else:
-                await client.revoke_key(args.key_id)
+                client.revoke_key(args.key_id)
                 print(f"revoked {args.key_id}")
                 return EXIT_OK
         else:
-            result = await client.job_types()
+            result = client.job_types()
     _print(result)
     return EXIT_OK
 
 
 def _dev_admin_key() -> str | None:
-    """The admin key ``jobsvc dev`` keeps in its data directory, when there is one."""
+    """The admin key ``jobsvc dev`` keeps in its data directory, when there is one: the only use of the
+    server's modules outside ``jobsvc dev``, and only when no key was given."""
     from service.config import Settings
     from service.devtools.supervisor import admin_key_path
 
@@ -190,14 +195,14 @@ def _dev_admin_key() -> str | None:
         return None
 
 
-def _scopes(text: str) -> list[str]:
-    scopes = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = sorted(set(scopes) - set(SCOPES))
-    if unknown or not scopes:
+def _scopes(text: str) -> list[Scope]:
+    chosen = {s.strip() for s in text.split(",") if s.strip()}
+    unknown = sorted(chosen - set(SCOPES))
+    if unknown or not chosen:
         raise argparse.ArgumentTypeError(
             f"scopes are {', '.join(SCOPES)}; not {', '.join(unknown) or 'none'}"
         )
-    return scopes
+    return [scope for scope in SCOPES if scope in chosen]
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The ``jobsvc`` command, run in-process against the app served by uvicorn and a real ARQ worker.
 
-``main`` calls ``asyncio.run``, which cannot nest in the test's running loop, so it runs in a thread.
+``main`` talks to the API with the sync client, which blocks: it runs in a thread, so that the server on
+the test's loop keeps answering.
 """
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +94,37 @@ def test_unreachable_service_exits_1(capsys: pytest.CaptureFixture[str]) -> None
         port = sock.getsockname()[1]
     assert main(["--url", f"http://127.0.0.1:{port}", "types"]) == 1
     assert capsys.readouterr().err.startswith("jobsvc: ")
+
+
+async def test_keys_are_created_listed_and_revoked(api_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    create = ("keys", "create", "--tenant", "acme", "--scopes", "read,submit")
+    assert await jobsvc("--url", api_url, *create) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert (created["tenant"], created["scopes"]) == ("acme", ["submit", "read"])
+    assert created["key"]
+
+    assert await jobsvc("--url", api_url, "keys", "list") == 0
+    assert created["id"] in {key["id"] for key in json.loads(capsys.readouterr().out)["keys"]}
+    assert await jobsvc("--url", api_url, "keys", "revoke", created["id"]) == 0
+    assert capsys.readouterr().out == f"revoked {created['id']}\n"
+
+
+def test_unknown_scopes_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "create", "--tenant", "acme", "--scopes", "read,root"]) == 2
+    assert "not root" in capsys.readouterr().err
+
+
+def test_talking_to_the_api_needs_nothing_of_the_server() -> None:
+    """Given a key, the commands that talk to the API load the client, not the service, ARQ or Redis."""
+    code = (
+        "import sys; from service.cli import main; "
+        "assert main(['--url', 'http://127.0.0.1:9', 'types']) == 1; "
+        "print(sorted({m for m in sys.modules if m.split('.')[0] in {'jobs', 'fastapi', 'arq', 'redis'} "
+        "or m.startswith(('service.api', 'service.stores', 'service.config'))}))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {"JOBSVC_API_KEY": "k", "PATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env
+    ).stdout
+    assert out.strip() == "[]"
