@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413.")
     max_wait_s: float = Field(60.0, gt=0, le=300, description="Upper bound of GET /v1/jobs/{id}?wait=.")
+    dashboard_session_ttl_s: int = Field(
+        8 * 3600,
+        ge=60,
+        le=30 * 86_400,
+        description="How long a dashboard sign-in lasts; signing out or revoking the key ends it sooner.",
+    )
 
     queues: str = Field(
         "critical,default,bulk",

@@ -198,6 +198,13 @@ def api_key(key_id: str) -> str:
 #: sorted set of API key ids by creation time (ms)
 API_KEYS = f"{PREFIX}apikeys"
 
+
+def dashboard_session(digest: str) -> str:
+    """Hash of one dashboard session, under the SHA-256 of its cookie's id: tenant, scopes, key id, CSRF
+    token, end (ms); expires then."""
+    return f"{PREFIX}dashboard:session:{digest}"
+
+
 #: prefix of the per-tenant counters and settings, for scripts: ``<prefix><tenant>:open`` and so on
 TENANT_PREFIX = f"{PREFIX}tenant:"
 

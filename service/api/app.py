@@ -18,6 +18,7 @@ from service.api.openapi import build_openapi
 from service.api.routes import admin, dead_letters, health, job_types, jobs, operations
 from service.api.security import install_security
 from service.config import Settings, get_settings
+from service.dashboard import install_dashboard
 from service.logs import configure_logging
 from service.stores.dead_letter_store import DeadLetterStore
 from service.stores.job_store import JobStore
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(job_types.router)
     app.include_router(operations.router)
     app.include_router(admin.router)
+    install_dashboard(app)
     install_security(app, settings)  # last: its headers go on every answer
     app.include_router(health.router)
 
