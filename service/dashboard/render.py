@@ -18,7 +18,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
-from jobs.status import TERMINAL_STATUSES, JobStatus
+from jobs.status import JobStatus
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES_DIR = HERE / "templates"
@@ -42,7 +42,6 @@ DASHBOARD_CSP = "; ".join(
 PAGE_HEADERS = {"Content-Security-Policy": DASHBOARD_CSP, "Cache-Control": "no-store"}
 
 STATUSES: tuple[str, ...] = tuple(status.value for status in JobStatus)
-TERMINAL: frozenset[str] = frozenset(status.value for status in TERMINAL_STATUSES)
 
 
 def moment(value: int | float | datetime | None) -> datetime | None:
@@ -139,7 +138,7 @@ def _templates() -> Jinja2Templates:
         pretty=pretty,
         percent=progress_percent,
     )
-    env.globals.update(STATUSES=STATUSES, TERMINAL=TERMINAL)
+    env.globals.update(STATUSES=STATUSES, label=label)
     env.trim_blocks = True
     env.lstrip_blocks = True
     return templates

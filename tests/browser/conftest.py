@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright, expect
 
 from tests.conftest import ADMIN_KEY, auth
 
@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DESKTOP = {"width": 1280, "height": 900}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 #: how long a live update may take to show (the issue asks for "within a second")
 LIVE_MS = 1000
 
@@ -110,10 +110,10 @@ class Site:
         assert response.status_code == 202, response.text
         return response.json()  # type: ignore[no-any-return]
 
-    async def new_page(self, viewport: dict[str, int] | None = None) -> Page:
+    async def new_page(self, viewport: ViewportSize | None = None) -> Page:
         page = await self.context.new_page()
         if viewport is not None:
-            await page.set_viewport_size(viewport)  # type: ignore[arg-type]
+            await page.set_viewport_size(viewport)
         page.on("request", lambda request: self.watch.request(request.url))
         page.on("pageerror", lambda error: self.watch.errors.append(f"script error: {error}"))
         page.on(

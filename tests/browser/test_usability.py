@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, ViewportSize, expect
 
 from tests.browser.conftest import Site
 from tests.conftest import ADMIN_KEY
@@ -11,7 +11,7 @@ from tests.helpers import wait_for_status
 
 pytestmark = pytest.mark.slow
 
-PHONE = {"width": 375, "height": 740}
+PHONE: ViewportSize = {"width": 375, "height": 740}
 
 
 async def focused(page: Page) -> dict[str, str]:
