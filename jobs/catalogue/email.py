@@ -15,6 +15,7 @@ from typing import Annotated
 import aiosmtplib
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
+from jobs.catalogue.patterns import MAIL_DOMAIN
 from jobs.catalogue.spans import client_span
 from jobs.context import Ctx, SmtpConfig
 from jobs.definition import RetryPolicy, job_type
@@ -22,8 +23,10 @@ from jobs.errors import JobError, PermanentJobError, RetryableJobError
 
 MAX_TEXT_BYTES = 1_048_576
 EMAIL_JOB_TIMEOUT_S = 120.0
-#: characters a Message-ID's left part may not hold (RFC 5322 dot-atom-text, without the dot)
-_NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]")
+#: what a dot-atom (RFC 5322) is made of, between its dots
+_ATEXT = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
+#: characters a Message-ID's left part may not hold
+_NOT_ATEXT = re.compile(f"[^{_ATEXT}]")
 
 
 def _at_most_1_mb(text: str) -> str:
@@ -39,14 +42,22 @@ def _single_line(text: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_at_most_1_mb)]
+#: EmailStr, and in the schema the addresses it accepts in plain ASCII: a dot-atom at a host name
+Address = Annotated[
+    EmailStr,
+    Field(json_schema_extra={"pattern": f"^[{_ATEXT}]+(?:\\.[{_ATEXT}]+)*@{MAIL_DOMAIN}$", "maxLength": 254}),
+]
 
 
 class EmailParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to: list[EmailStr] = Field(min_length=1, max_length=50, description="Recipient addresses.")
+    to: list[Address] = Field(min_length=1, max_length=50, description="Recipient addresses.")
     subject: Annotated[str, AfterValidator(_single_line)] = Field(
-        min_length=1, max_length=998, description="One line, no CR or LF."
+        min_length=1,
+        max_length=998,
+        description="One line, no CR or LF.",
+        json_schema_extra={"pattern": "^[^\\r\\n]*$"},
     )
     body: Text = Field(description="The plain-text body, at most 1 MB.")
     html: Text | None = Field(None, description="An HTML alternative to the body, at most 1 MB.")

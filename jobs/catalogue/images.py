@@ -25,6 +25,12 @@ from jobs.limits import Limit
 
 ImageFormat = Literal["png", "jpeg", "webp"]
 
+_IN_NAME = r"[^/\\\x00]"
+#: a path segment other than "", "." and ".."
+_NAMED = rf"(?:[^/\\\x00.]{_IN_NAME}*|\.[^/\\\x00.]{_IN_NAME}*|\.\.{_IN_NAME}+)"
+#: what ``ThumbnailParams._inside_storage`` accepts: relative, no `..` segment, naming something
+SOURCE_PATTERN = rf"^(?:\.(?:/\.?)*/)?{_NAMED}(?:/(?:{_NAMED}|\.?))*$"
+
 #: Larger sources are refused before decoding: 80 megapixels is 320 MB as RGBA. Below Pillow's own
 #: bomb threshold, so Pillow's DecompressionBombWarning never fires for an image we accept.
 MAX_SOURCE_PIXELS = 80_000_000
@@ -54,6 +60,7 @@ class ThumbnailParams(BaseModel):
         max_length=1024,
         description="The image, as a path relative to the storage directory (no `..`, no backslashes).",
         examples=["uploads/cat.png"],
+        json_schema_extra={"pattern": SOURCE_PATTERN},
     )
     width: int = Field(ge=1, le=4096, description="The box the thumbnail fits in; aspect ratio is kept.")
     height: int = Field(ge=1, le=4096)

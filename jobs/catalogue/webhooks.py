@@ -18,6 +18,7 @@ import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints
 
 from jobs.catalogue.outbound import check_destination
+from jobs.catalogue.patterns import DNS_LABEL, TOP_LABEL, none_of
 from jobs.catalogue.spans import client_span
 from jobs.context import Ctx
 from jobs.definition import RetryPolicy, job_type
@@ -43,8 +44,16 @@ RESERVED_HEADERS = frozenset(
         "x-jobsvc-attempt",
     }
 )
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
+_TOKEN_CHAR = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"  # RFC 9110 tchar
+_TOKEN = re.compile(rf"^{_TOKEN_CHAR}+$")
 _FORBIDDEN_IN_VALUE = re.compile(r"[\x00\r\n]")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+#: the http(s) URLs HttpUrl accepts, in plain ASCII: a host name or an IPv4 address, a port, the rest
+URL_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:(?:{DNS_LABEL}\.)*{TOP_LABEL}|(?:{_OCTET}\.){{3}}{_OCTET})"
+    rf"(?::{_PORT})?(?:[/?#][\x21-\x7e]*)?$"
+)
 
 
 def _check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
@@ -64,16 +73,29 @@ def _check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
     return headers
 
 
+HeaderValue = Annotated[str, Field(max_length=8192, json_schema_extra={"pattern": r"^[^\x00\r\n]*$"})]
+#: in the schema, what ``_check_headers`` accepts but for one header given twice in two cases
+ExtraHeaders = Annotated[
+    dict[str, HeaderValue],
+    Field(
+        max_length=MAX_EXTRA_HEADERS,
+        json_schema_extra={"propertyNames": {"pattern": rf"^{none_of(RESERVED_HEADERS)}{_TOKEN_CHAR}+$"}},
+    ),
+]
+
+
 class WebhookParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: Annotated[HttpUrl, UrlConstraints(max_length=2048)] = Field(description="http(s) URL to POST to.")
+    url: Annotated[HttpUrl, UrlConstraints(max_length=2048)] = Field(
+        description="http(s) URL to POST to.", json_schema_extra={"pattern": URL_PATTERN}
+    )
     payload: dict[str, Any] = Field(description="The JSON object to send.")
-    headers: Annotated[
-        dict[str, Annotated[str, Field(max_length=8192)]] | None,
-        Field(max_length=MAX_EXTRA_HEADERS),
-        AfterValidator(_check_headers),
-    ] = Field(None, description="Extra request headers; the ones jobsvc sets cannot be overridden.")
+    headers: Annotated[ExtraHeaders | None, AfterValidator(_check_headers)] = Field(
+        None,
+        description="Extra request headers; the ones jobsvc sets cannot be overridden, and none may be given "
+        "twice (in two cases).",
+    )
 
 
 class WebhookResult(BaseModel):
