@@ -18,6 +18,7 @@ Starlette's HTTP errors keep their status; anything else is a 500 that never sho
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 logger = logging.getLogger("jobsvc.api")
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
 
 
 class ServiceError(Exception):
@@ -185,6 +187,66 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         "The server failed to answer; the error was logged.",
         slug="internal-error",
     )
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+_CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": "The Bearer challenge (RFC 6750); a 403 names the missing scope.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^Bearer "},
+    }
+}
+#: the headers an answer with this status always carries
+PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
+    401: _CHALLENGE,
+    403: _CHALLENGE,
+    429: _RETRY_AFTER,
+    503: _RETRY_AFTER,
+}
+#: what every operation under /v1 may answer: it needs a key with a scope, and Redis
+AUTHENTICATED: dict[int, str] = {
+    401: "No API key, or not a valid one (unknown, revoked or mistyped).",
+    403: "The API key lacks the scope this operation needs.",
+    503: "The job store does not answer; try again after Retry-After.",
+}
+
+
+#: what an operation that reads a JSON body may answer besides its own problems
+BODY_PROBLEMS: dict[int, str] = {
+    400: "The body is not valid JSON.",
+    413: "The body is larger than the service accepts (JOBSVC_MAX_BODY_BYTES).",
+    422: "A field of the body fails its schema; `errors` points at each.",
+}
+INVALID_PARAMETER: dict[int, str] = {422: "A parameter fails its schema; `errors` points at each."}
+OVER_QUOTA: dict[int, str] = {429: "Over the tenant's quota of submits per second or of open jobs."}
+
+
+def problem_response(description: str, *, headers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI response object for a problem answer: problem+json, and the headers it carries."""
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+    }
+    if headers:
+        response["headers"] = dict(headers)
+    return response
+
+
+def problems(described: Mapping[int, str], *, authenticated: bool = True) -> dict[int | str, dict[str, Any]]:
+    """FastAPI ``responses`` for the problems an operation answers with, each with why it happens;
+    ``authenticated`` adds 401, 403 and 503."""
+    statuses = {**(AUTHENTICATED if authenticated else {}), **described}
+    return {
+        status: problem_response(why, headers=PROBLEM_HEADERS.get(status))
+        for status, why in sorted(statuses.items())
+    }
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -14,6 +14,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from jobs.definition import MAX_ATTEMPTS_LIMIT
 from jobs.engine.keys import TENANT_NAME
@@ -31,6 +32,8 @@ QUEUE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 TENANT_PATTERN = TENANT_NAME.pattern
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 MAX_DELAY_S = 365 * 86_400
+#: how far in the past ``run_at`` may lie (clock skew between client and server)
+RUN_AT_SKEW_S = 5.0
 
 
 class Backoff(BaseModel):
@@ -39,7 +42,7 @@ class Backoff(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_s: float = Field(gt=0, le=3600)
-    cap_s: float = Field(gt=0, le=86_400)
+    cap_s: float = Field(gt=0, le=86_400, description="Not below base_s.")
 
     @model_validator(mode="after")
     def _cap_not_below_base(self) -> Backoff:
@@ -51,10 +54,19 @@ class Backoff(BaseModel):
 MAX_DEPENDENCIES = 100
 
 
+#: ``delay_seconds`` and ``run_at`` are not both given (a null counts as not given)
+_ONE_SCHEDULE: JsonDict = {
+    "not": {
+        "required": ["delay_seconds", "run_at"],
+        "properties": {"delay_seconds": {"type": "number"}, "run_at": {"type": "string"}},
+    }
+}
+
+
 class JobSubmit(BaseModel):
     """A job to run: its type, its params, and when and how often to try."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SCHEDULE)
 
     type: str = Field(max_length=100, pattern=JOB_TYPE_PATTERN, examples=["email.send"])
     params: dict[str, Any] = Field(
@@ -62,15 +74,24 @@ class JobSubmit(BaseModel):
     )
     queue: str | None = Field(None, pattern=QUEUE_PATTERN, description="Defaults to the type's queue.")
     priority: int = Field(5, ge=0, le=9, description="0-9, 9 first.")
-    delay_seconds: float | None = Field(None, ge=0, le=MAX_DELAY_S, description="Run no earlier than this.")
-    run_at: AwareDatetime | None = Field(None, description="Run no earlier than this instant (RFC 3339).")
+    delay_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_DELAY_S,
+        description="Run no earlier than this many seconds from now; not with run_at.",
+    )
+    run_at: AwareDatetime | None = Field(
+        None,
+        description=f"Run no earlier than this instant (RFC 3339, with a zone): at most {RUN_AT_SKEW_S:g} s "
+        "in the past and 365 days ahead; not with delay_seconds.",
+    )
     max_attempts: int | None = Field(None, ge=1, le=MAX_ATTEMPTS_LIMIT, description="Defaults to the type's.")
     backoff: Backoff | None = Field(None, description="Waits between attempts; defaults to the type's retry.")
     depends_on: list[Annotated[str, Field(pattern=JOB_ID_PATTERN, max_length=128)]] = Field(
         default_factory=list,
         max_length=MAX_DEPENDENCIES,
-        description="Ids of jobs that must succeed first; the job is cancelled if one fails for good or is "
-        "cancelled. Their results are in the job's ctx.",
+        description="Ids of jobs of the same tenant that must succeed first (422 when one names no job); the "
+        "job is cancelled if one fails for good or is cancelled. Their results are in the job's ctx.",
     )
 
     @model_validator(mode="after")

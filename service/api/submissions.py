@@ -14,11 +14,11 @@ from pydantic import ValidationError
 from jobs.engine.queue_ops import NewJob, new_job
 from jobs.registry import AnyJobType
 from service.api.errors import UnknownJobType
-from service.api.schemas import MAX_DELAY_S, JobSubmit
+from service.api.schemas import MAX_DELAY_S, RUN_AT_SKEW_S, JobSubmit
 from service.config import Settings
 
-#: how far in the past ``run_at`` may lie (clock skew between client and server)
-RUN_AT_SKEW_S = 5.0
+#: the integers msgpack, what the job store writes, can hold
+STORABLE_INTS = range(-(2**63), 2**64)
 
 
 def _invalid(loc: tuple[str | int, ...], message: str, code: str = "value_error") -> RequestValidationError:
@@ -41,6 +41,12 @@ def prepare(
         raise RequestValidationError(
             [{**error, "loc": ("body", "params", *error["loc"])} for error in exc.errors(include_url=False)]
         ) from None
+    if (where := _unstorable_int(submit.params)) is not None:
+        raise _invalid(
+            ("params", *where),
+            f"integers must lie from {STORABLE_INTS.start} to {STORABLE_INTS.stop - 1}",
+            "int_out_of_range",
+        )
     queue = submit.queue or job_type.queue
     if queue not in job_type.allowed_queues:
         allowed = ", ".join(job_type.allowed_queues)
@@ -69,6 +75,17 @@ def prepare(
         depends_on=tuple(dict.fromkeys(submit.depends_on)),
         tenant=tenant,
     )
+
+
+def _unstorable_int(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where in ``value`` (JSON data) lies an integer the job store cannot hold, if anywhere."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if value in STORABLE_INTS else path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if (found := _unstorable_int(item, (*path, key))) is not None:
+            return found
+    return None
 
 
 def prepare_batch(

@@ -81,5 +81,6 @@ async def test_openapi_documents_the_batch_with_its_item_schema(http: httpx.Asyn
     body = document["paths"]["/v1/jobs:batch"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "#/components/schemas/JobBatchSubmit"}
     items = document["components"]["schemas"]["JobBatchSubmit"]["properties"]["jobs"]
-    assert items["items"] == {"$ref": "#/components/schemas/JobSubmit"}
+    variants = items["items"]["discriminator"]["mapping"]
+    assert variants["diag.sleep"] == "#/components/schemas/Submit_diag_sleep"
     assert items["maxItems"] == 1000

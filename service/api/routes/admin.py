@@ -8,8 +8,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 
 from jobs.engine.keys import TENANT_NAME
 from service.api.auth import AdminKey, KeyRecord, KeyStore
-from service.api.errors import KeyNotFound
-from service.api.routes.jobs import ERRORS
+from service.api.errors import BODY_PROBLEMS, INVALID_PARAMETER, KeyNotFound, problems
 from service.api.schemas import (
     ApiKeyCreate,
     ApiKeyList,
@@ -21,7 +20,7 @@ from service.api.schemas import (
 )
 from service.stores.tenant_store import TenantStore
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERRORS)
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=problems({}))
 
 KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="The key's id (not the key).")]
 Tenant = Annotated[str, Path(pattern=TENANT_NAME.pattern, description="The tenant's name.")]
@@ -47,7 +46,13 @@ def _key_view(record: KeyRecord) -> ApiKeyView:
     )
 
 
-@router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=NewApiKey, summary="Create a key")
+@router.post(
+    "/keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=NewApiKey,
+    responses=problems(BODY_PROBLEMS),
+    summary="Create a key",
+)
 async def create_key(body: ApiKeyCreate, caller: AdminKey, request: Request) -> NewApiKey:
     """The key is in this answer only: only its hash is kept."""
     issued = await _keys(request).create(body.tenant, body.scopes, name=body.name)
@@ -60,7 +65,11 @@ async def list_keys(caller: AdminKey, request: Request) -> ApiKeyList:
 
 
 @router.delete(
-    "/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, summary="Revoke a key"
+    "/keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problems({404: "No API key with this id.", **INVALID_PARAMETER}),
+    summary="Revoke a key",
 )
 async def revoke_key(key_id: KeyId, caller: AdminKey, request: Request) -> None:
     if not await _keys(request).revoke(key_id):
@@ -72,7 +81,12 @@ async def list_tenants(caller: AdminKey, request: Request) -> TenantList:
     return TenantList(tenants=[TenantQuotas.from_view(view) for view in await _tenants(request).list()])
 
 
-@router.put("/tenants/{tenant}/quotas", response_model=TenantQuotas, summary="Set a tenant's quotas")
+@router.put(
+    "/tenants/{tenant}/quotas",
+    response_model=TenantQuotas,
+    responses=problems({**BODY_PROBLEMS, **INVALID_PARAMETER}),
+    summary="Set a tenant's quotas",
+)
 async def set_quotas(
     tenant: Tenant, body: TenantQuotas.Update, caller: AdminKey, request: Request
 ) -> TenantQuotas:
@@ -82,7 +96,12 @@ async def set_quotas(
     return TenantQuotas.from_view(await store.get(tenant))
 
 
-@router.delete("/tenants/{tenant}/jobs", response_model=TenantDeletion, summary="Delete a tenant's jobs")
+@router.delete(
+    "/tenants/{tenant}/jobs",
+    response_model=TenantDeletion,
+    responses=problems(INVALID_PARAMETER),
+    summary="Delete a tenant's jobs",
+)
 async def delete_tenant_jobs(tenant: Tenant, caller: AdminKey, request: Request) -> TenantDeletion:
     """Every job of the tenant, its result, attempts and dead letter; running ones are aborted."""
     return TenantDeletion(tenant=tenant, deleted_jobs=await _tenants(request).delete_jobs(tenant))

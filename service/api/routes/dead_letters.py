@@ -13,7 +13,8 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from service.api.auth import CancelKey, ReadKey, SubmitKey
 from service.api.deps import DeadLettersDep, JobTypesDep, SettingsDep
-from service.api.routes.jobs import ERRORS, job_view
+from service.api.errors import BODY_PROBLEMS, INVALID_PARAMETER, OVER_QUOTA, problems
+from service.api.routes.jobs import LOCATION, Cursor, job_view
 from service.api.schemas import (
     JOB_ID_PATTERN,
     JOB_TYPE_PATTERN,
@@ -36,6 +37,7 @@ router = APIRouter(tags=["dead-letters"])
 DeadLetterId = Annotated[
     str, Path(pattern=JOB_ID_PATTERN, max_length=128, description="The id of the job that failed.")
 ]
+NO_DEAD_LETTER = {404: "No dead letter with this id (another tenant's is answered the same)."}
 
 
 def _moment(ms: int) -> datetime:
@@ -67,7 +69,7 @@ def dead_letter_view(record: DeadLetterRecord) -> DeadLetter:
     "/v1/dead-letters:replay",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DeadLetterReplayResult,
-    responses=ERRORS,
+    responses=problems({**BODY_PROBLEMS, 429: "Over the tenant's quota before the first one was replayed."}),
     summary="Replay dead letters in bulk",
 )
 async def replay_dead_letters(
@@ -93,7 +95,7 @@ async def replay_dead_letters(
 @router.post(
     "/v1/dead-letters:purge",
     response_model=DeadLetterPurgeResult,
-    responses=ERRORS,
+    responses=problems(BODY_PROBLEMS),
     summary="Delete dead letters in bulk",
 )
 async def purge_dead_letters(
@@ -105,14 +107,19 @@ async def purge_dead_letters(
     )
 
 
-@router.get("/v1/dead-letters", response_model=DeadLetterList, responses=ERRORS, summary="List dead letters")
+@router.get(
+    "/v1/dead-letters",
+    response_model=DeadLetterList,
+    responses=problems({400: "The cursor is not one this service returned.", **INVALID_PARAMETER}),
+    summary="List dead letters",
+)
 async def list_dead_letters(
     caller: ReadKey,
     dead_letters: DeadLettersDep,
     type_: Annotated[str | None, Query(alias="type", pattern=JOB_TYPE_PATTERN, max_length=100)] = None,
     queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=300)] = None,
+    cursor: Cursor = None,
 ) -> DeadLetterList:
     """Jobs that failed for good, newest first, with their attempts and final traceback."""
     records, next_cursor = await dead_letters.list(
@@ -122,7 +129,10 @@ async def list_dead_letters(
 
 
 @router.get(
-    "/v1/dead-letters/{job_id}", response_model=DeadLetter, responses=ERRORS, summary="Read a dead letter"
+    "/v1/dead-letters/{job_id}",
+    response_model=DeadLetter,
+    responses=problems({**NO_DEAD_LETTER, **INVALID_PARAMETER}),
+    summary="Read a dead letter",
 )
 async def get_dead_letter(job_id: DeadLetterId, caller: ReadKey, dead_letters: DeadLettersDep) -> DeadLetter:
     return dead_letter_view(await dead_letters.get(job_id, caller.tenant))
@@ -132,7 +142,17 @@ async def get_dead_letter(job_id: DeadLetterId, caller: ReadKey, dead_letters: D
     "/v1/dead-letters/{job_id}/replay",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Job,
-    responses=ERRORS,
+    responses={
+        202: {"description": "Accepted: the new job.", "headers": LOCATION},
+        **problems(
+            {
+                404: "No dead letter with this id, or its job type no longer exists.",
+                409: "It already ran again, or its params no longer fit its type.",
+                **INVALID_PARAMETER,
+                **OVER_QUOTA,
+            }
+        ),
+    },
     summary="Replay a dead letter as a new job",
 )
 async def replay_dead_letter(
@@ -154,7 +174,7 @@ async def replay_dead_letter(
     "/v1/dead-letters/{job_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=ERRORS,
+    responses=problems({**NO_DEAD_LETTER, **INVALID_PARAMETER}),
     summary="Delete a dead letter",
 )
 async def delete_dead_letter(job_id: DeadLetterId, caller: CancelKey, dead_letters: DeadLettersDep) -> None:

@@ -8,8 +8,7 @@ from redis.exceptions import RedisError
 
 from service.api.auth import AdminKey
 from service.api.deps import SettingsDep, StoreDep
-from service.api.errors import problem
-from service.api.routes.jobs import ERRORS
+from service.api.errors import problem, problem_response, problems
 from service.api.schemas import Health, WorkerList, WorkerView
 
 router = APIRouter(tags=["health"])
@@ -20,7 +19,9 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"description": "Not ready, with the reason."}})
+@router.get(
+    "/readyz", response_model=Health, responses={503: problem_response("Not ready, with the reason.")}
+)
 async def readyz(store: StoreDep, settings: SettingsDep) -> Health | JSONResponse:
     try:
         await store.redis.ping()
@@ -33,7 +34,11 @@ async def readyz(store: StoreDep, settings: SettingsDep) -> Health | JSONRespons
 
 
 @router.get(
-    "/v1/workers", response_model=WorkerList, tags=["operations"], responses=ERRORS, summary="Live workers"
+    "/v1/workers",
+    response_model=WorkerList,
+    tags=["operations"],
+    responses=problems({}),
+    summary="Live workers",
 )
 async def list_workers(caller: AdminKey, store: StoreDep, settings: SettingsDep) -> WorkerList:
     records = await store.live_workers(settings.worker_stale_after_s)

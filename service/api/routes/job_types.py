@@ -7,10 +7,10 @@ from fastapi import APIRouter
 from jobs.limits import Limit, effective_limits
 from service.api.auth import ReadKey
 from service.api.deps import JobTypesDep, SettingsDep
-from service.api.routes.jobs import ERRORS
+from service.api.errors import problems
 from service.api.schemas import JobTypeList, JobTypeView, LimitView, RetryPolicyView
 
-router = APIRouter(prefix="/v1/job-types", tags=["job types"], responses=ERRORS)
+router = APIRouter(prefix="/v1/job-types", tags=["job types"], responses=problems({}))
 
 
 @router.get("", response_model=JobTypeList, summary="List job types")

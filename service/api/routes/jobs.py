@@ -10,11 +10,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import WithJsonSchema
 
 from jobs.engine.records import JobSnapshot
 from jobs.status import JobStatus
 from service.api.auth import CancelKey, ReadKey, SubmitKey
 from service.api.deps import DeadLettersDep, JobTypesDep, SettingsDep, StoreDep
+from service.api.errors import BODY_PROBLEMS, INVALID_PARAMETER, OVER_QUOTA, problems
 from service.api.schemas import (
     JOB_ID_PATTERN,
     JOB_TYPE_PATTERN,
@@ -27,10 +29,9 @@ from service.api.schemas import (
     JobList,
     JobProgress,
     JobSubmit,
-    Problem,
 )
 from service.api.submissions import prepare, prepare_batch, request_fingerprint
-from service.stores.job_store import ListFilter
+from service.stores.job_store import CURSOR_PATTERN, ListFilter
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -40,16 +41,47 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key", min_length=1, max_length=255, description="Replays return the first job."
     ),
+    # documented narrower than checked: what a header value carries intact, visible ASCII and inner spaces
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "pattern": r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$",
+        }
+    ),
+]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=300, description="The `next_cursor` of the page before."),
+    # the store reads the cursor and answers one it cannot read with 400; the document says which it can
+    WithJsonSchema({"type": "string", "maxLength": 300, "pattern": CURSOR_PATTERN}),
 ]
 #: how long DELETE waits for a running job's abort to land before answering
 CANCEL_WAIT_S = 5.0
 #: how often an event stream reads its job
 EVENTS_POLL_S = 0.1
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+#: the header of an answer that names a job: where to read it
+LOCATION = {
+    "Location": {
+        "description": "The job's URL, `/v1/jobs/{id}`.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^/v1/jobs/[A-Za-z0-9]"},
+    }
 }
+NO_JOB = {404: "No job with this id (another tenant's job is answered the same)."}
+#: every problem a job operation may answer; an operation documents the ones it answers with `problems()`
+ERRORS = problems(
+    {
+        **BODY_PROBLEMS,
+        400: "The body or a parameter is not well-formed.",
+        **NO_JOB,
+        409: "The job's state does not allow it.",
+        422: "A parameter or a field of the body fails its schema; `errors` points at each.",
+        **OVER_QUOTA,
+    }
+)
 
 
 def _time(ms: int | None) -> datetime | None:
@@ -87,7 +119,22 @@ def job_view(snapshot: JobSnapshot) -> Job:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Job,
-    responses={200: {"model": Job, "description": "An Idempotency-Key replay: the first job."}, **ERRORS},
+    responses={
+        202: {"description": "Accepted: the job, queued or deferred.", "headers": LOCATION},
+        200: {"model": Job, "description": "An Idempotency-Key replay: the first job.", "headers": LOCATION},
+        **problems(
+            {
+                **BODY_PROBLEMS,
+                404: "No job type with this name (GET /v1/job-types lists them).",
+                409: "The Idempotency-Key was used with another body, or a job in depends_on failed for good "
+                "or was cancelled.",
+                422: "A field fails the job type's schema, or a rule stated in words: run_at's window, "
+                "backoff.cap_s below base_s, params over the size limit, a depends_on id that names no job "
+                "(`unknown_job`). Nothing is enqueued.",
+                **OVER_QUOTA,
+            }
+        ),
+    },
     summary="Submit a job",
 )
 async def submit_job(
@@ -118,7 +165,15 @@ async def submit_job(
     ":batch",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobBatch,
-    responses=ERRORS,
+    responses=problems(
+        {
+            **BODY_PROBLEMS,
+            409: "A job in some item's depends_on failed for good or was cancelled.",
+            422: "Items that fail their job type's schema, an unknown type or a rule stated in words (as for "
+            "a single submit); each error's pointer names the item's index. Nothing is enqueued.",
+            **OVER_QUOTA,
+        }
+    ),
     summary="Submit up to 1,000 jobs at once",
 )
 async def submit_batch(
@@ -134,7 +189,10 @@ async def submit_batch(
 
 
 @router.get(
-    "/{job_id}", response_model=Job, responses=ERRORS, summary="Read a job, optionally waiting for it"
+    "/{job_id}",
+    response_model=Job,
+    responses=problems({**NO_JOB, **INVALID_PARAMETER}),
+    summary="Read a job, optionally waiting for it",
 )
 async def get_job(
     job_id: JobId,
@@ -154,7 +212,7 @@ async def get_job(
     "/{job_id}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Job,
-    responses=ERRORS,
+    responses=problems({**NO_JOB, 409: "The job had already finished.", **INVALID_PARAMETER}),
     summary="Cancel a job",
 )
 async def cancel_job(job_id: JobId, caller: CancelKey, store: StoreDep) -> Job:
@@ -162,7 +220,12 @@ async def cancel_job(job_id: JobId, caller: CancelKey, store: StoreDep) -> Job:
     return job_view(await store.cancel(job_id, caller.tenant, wait_s=CANCEL_WAIT_S))
 
 
-@router.get("", response_model=JobList, responses=ERRORS, summary="List jobs, newest first")
+@router.get(
+    "",
+    response_model=JobList,
+    responses=problems({400: "The cursor is not one this service returned.", **INVALID_PARAMETER}),
+    summary="List jobs, newest first",
+)
 async def list_jobs(
     caller: ReadKey,
     store: StoreDep,
@@ -170,7 +233,7 @@ async def list_jobs(
     type_: Annotated[str | None, Query(alias="type", pattern=JOB_TYPE_PATTERN, max_length=100)] = None,
     queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=300)] = None,
+    cursor: Cursor = None,
 ) -> JobList:
     snapshots, next_cursor = await store.list_jobs(
         caller.tenant, ListFilter(status=status_, type=type_, queue=queue), limit=limit, cursor=cursor
@@ -182,7 +245,18 @@ async def list_jobs(
     "/{job_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Job,
-    responses=ERRORS,
+    responses={
+        202: {"description": "Accepted: the new job.", "headers": LOCATION},
+        **problems(
+            {
+                404: "No job with this id, or its job type no longer exists.",
+                409: "The job had not failed or been cancelled, already ran again, or its params no longer "
+                "fit its type.",
+                **INVALID_PARAMETER,
+                **OVER_QUOTA,
+            }
+        ),
+    },
     summary="Run a failed or cancelled job again, as a new job",
 )
 async def retry_job(

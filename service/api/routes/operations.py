@@ -8,11 +8,11 @@ from jobs import registry
 from jobs.queues import QUEUES
 from service.api.auth import AdminKey
 from service.api.deps import StoreDep
-from service.api.routes.jobs import ERRORS
+from service.api.errors import problems
 from service.api.schemas import QueueList, QueueView, ScheduleList, ScheduleView
 from service.stores.queue_stats import read_queue_stats, read_schedules
 
-router = APIRouter(prefix="/v1", tags=["operations"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["operations"], responses=problems({}))
 
 
 @router.get("/queues", response_model=QueueList, summary="Queues: depth, running, recent outcomes")
