@@ -157,6 +157,12 @@ def wake(queue: str) -> str:
 #: counter giving every job that becomes ready its place in line
 READY_SEQUENCE = f"{PREFIX}seq"
 
+#: hash: queue -> how many entries of the queue's ARQ sorted set (``arq_queue``) jobsvc wrote; each such
+#: job's meta holds ``ARQ_ENTRY_FIELD`` (the queue it was counted in). ZCARD minus the count is what ARQ's
+#: own producers enqueued (``jobs.engine.arq_intake``).
+ARQ_OWNED = f"{PREFIX}arq_owned"
+ARQ_ENTRY_FIELD = "arq_entry"
+
 #: prefix of the keys behind rate and concurrency limits, built by the claim script from the limit's name
 LIMIT_PREFIX = f"{PREFIX}limit:"
 

@@ -76,6 +76,8 @@ PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "TENANT_PREFIX": keys.TENANT_PREFIX,
     "TENANTS": keys.TENANTS,
     "DELETED_PREFIX": _prefix(keys.deleted),
+    "ARQ_OWNED": keys.ARQ_OWNED,
+    "ARQ_ENTRY_FIELD": keys.ARQ_ENTRY_FIELD,
 }
 
 _LOADER = ScriptLoader(resources.files(__name__), PLACEHOLDERS)

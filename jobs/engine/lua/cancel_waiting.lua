@@ -15,17 +15,17 @@
 --- @include "job_key"
 --- @include "result_key"
 --- @include "in_progress_key"
---- @include "arq_queue_key"
 --- @include "ready_key"
 --- @include "deferred_key"
 --- @include "queue_of"
 --- @include "record_outcome"
+--- @include "remove_arq_entry"
 
 local id = ARGV[1]
 local q = queue_of(id)
 if redis.call('EXISTS', result_key(id)) == 1 then return 'finished' end
 if redis.call('EXISTS', in_progress_key(id)) == 1 then return 'running' end
-if redis.call('ZREM', arq_queue_key(q), id) == 0 then return 'missing' end
+if remove_arq_entry(q, id) == 0 then return 'missing' end
 local now = now_ms()
 redis.call('ZREM', ready_key(q), id)
 redis.call('ZREM', deferred_key(q), id)

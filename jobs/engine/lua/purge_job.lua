@@ -15,7 +15,6 @@
 --- @include "result_key"
 --- @include "retry_key"
 --- @include "in_progress_key"
---- @include "arq_queue_key"
 --- @include "ready_key"
 --- @include "deferred_key"
 --- @include "running_key"
@@ -23,12 +22,13 @@
 --- @include "deleted_key"
 --- @include "tenant_of"
 --- @include "queue_of"
+--- @include "remove_arq_entry"
 
 local id, tenant = ARGV[1], ARGV[2]
 if redis.call('EXISTS', meta_key(id), job_key(id), result_key(id)) == 0 then return 0 end
 if tenant_of(id) ~= tenant then return 0 end
 local q = queue_of(id)
-redis.call('ZREM', arq_queue_key(q), id)
+remove_arq_entry(q, id)
 redis.call('ZREM', ready_key(q), id)
 redis.call('ZREM', deferred_key(q), id)
 if redis.call('EXISTS', in_progress_key(id)) == 1 then

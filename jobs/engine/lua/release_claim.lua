@@ -33,6 +33,7 @@
 --- @include "place"
 --- @include "release_slot"
 --- @include "record_outcome"
+--- @include "remove_arq_entry"
 
 local id, q, slot, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now = now_ms()
@@ -75,7 +76,7 @@ if ARGV[11] == '1' then
 end
 redis.call('DEL', retry_key(id), job_key(id))
 redis.call('ZREM', '${ABORT_SET}', id)
-redis.call('ZREM', arq_queue_key(q), id)
+remove_arq_entry(q, id)
 redis.call('ZREM', ready_key(q), id)
 redis.call('ZREM', deferred_key(q), id)
 if record_outcome(q, id, ARGV[10], now) then return 'settle' end

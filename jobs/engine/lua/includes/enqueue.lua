@@ -8,6 +8,7 @@
 --- @include "open_key"
 --- @include "parents_pending"
 --- @include "place"
+--- @include "count_arq_entry"
 
 -- Write one job (``a``, as ``unpack_job`` gives it): ARQ's record and queue entry, jobsvc's meta and
 -- indexes (``index_keys``), and its place in line, or in its parents' lists of dependents. Replies
@@ -22,6 +23,7 @@ local function enqueue(a, index_keys)
   redis.call('ZADD', arq_queue_key(a.queue), fmt(a.due), id)
   redis.call('HSET', meta_key(id), 'type', a.type, 'queue', a.queue, 'priority', a.priority,
              'tenant', a.tenant, unpack(a.meta))
+  count_arq_entry(a.queue, id)
   if #pending > 0 then
     redis.call('HSET', meta_key(id), 'waiting_for', #pending)
     for _, parent in ipairs(pending) do
