@@ -19,6 +19,7 @@ from jobs import registry
 from jobs.context import JobsConfig, SmtpConfig, WebhookConfig
 from jobs.cpu import CpuPool
 from jobs.engine import keys
+from jobs.engine.arq_producers import ArqProducers
 from jobs.engine.codec import deserialize, serialize
 from jobs.engine.connection import bound_waits, redis_settings_from_url
 from jobs.engine.log_context import job_started, naming_jobs
@@ -74,6 +75,11 @@ def engine_config(settings: Settings) -> EngineConfig:
         default_timeout_s=settings.job_timeout_s,
         result_retention_s=settings.result_retention_s,
         queued_expiry_ms=settings.queued_job_expiry_s * 1000,
+        arq_producers=ArqProducers(
+            tenant=settings.arq_producer_tenant,
+            quotas=settings.default_quotas,
+            max_params_bytes=settings.max_params_bytes,
+        ),
     )
 
 

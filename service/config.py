@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobs.engine import keys
 from jobs.engine.connection import redact_url
 from jobs.engine.queue_ops import Quotas
 from jobs.queues import parse_served_queues
@@ -101,6 +102,12 @@ class Settings(BaseSettings):
     )
     max_params_bytes: int = Field(
         65_536, ge=256, description="Largest params object a submit may carry, as JSON (422 beyond)."
+    )
+    arq_producer_tenant: str = Field(
+        keys.DEFAULT_TENANT,
+        pattern=keys.TENANT_NAME.pattern,
+        description="The tenant that owns jobs enqueued with ARQ's own client (`enqueue_job`): its quotas "
+        "apply to them, and its keys list and read them.",
     )
     cors_origins: list[str] = Field(
         default_factory=list,

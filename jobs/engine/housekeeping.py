@@ -2,7 +2,8 @@
 
 Job records, results and idempotency keys carry their own TTLs, so Redis expires them by itself; what
 does not expire is membership of the listing indexes (sorted sets) and ARQ's abort set. The cleanup
-removes index entries whose job has expired, so listings and the index agree with retention.
+removes index entries whose job has expired, so listings and the index agree with retention, and ends the
+jobs ARQ's own producers put in ARQ queues jobsvc does not have, which no worker would ever run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from redis.asyncio import Redis
 from jobs.context import Ctx
 from jobs.definition import job_type
 from jobs.engine import keys
+from jobs.engine.arq_intake import refuse_in_unknown_queues
 
 PRUNE_BATCH = 500
 #: abort requests older than this were either handled or concern jobs no worker holds
@@ -29,6 +31,7 @@ class CleanupResult(BaseModel):
     indexes_scanned: int
     index_entries_removed: int
     abort_entries_removed: int
+    unknown_queue_jobs_refused: int
 
 
 async def prune_index(redis: Redis, index_key: str, *, max_entries: int = 100_000) -> int:
@@ -52,7 +55,9 @@ async def prune_index(redis: Redis, index_key: str, *, max_entries: int = 100_00
 
 
 @job_type(
-    "maintenance.cleanup", description="Prunes listing indexes and abort requests that outlived their jobs."
+    "maintenance.cleanup",
+    description="Prunes listing indexes and abort requests that outlived their jobs; refuses the jobs ARQ's "
+    "own producers put in ARQ queues jobsvc does not have.",
 )
 async def cleanup(ctx: Ctx, params: CleanupParams) -> CleanupResult:
     redis = ctx["redis"]
@@ -62,4 +67,10 @@ async def cleanup(ctx: Ctx, params: CleanupParams) -> CleanupResult:
         removed += await prune_index(redis, index_key.decode())
     cutoff = int(time.time() * 1000) - ABORT_MAX_AGE_MS
     aborts = await redis.zremrangebyscore(keys.ABORT_SET, "-inf", cutoff)
-    return CleanupResult(indexes_scanned=scanned, index_entries_removed=removed, abort_entries_removed=aborts)
+    refused = await refuse_in_unknown_queues(redis, result_retention_s=ctx["config"].result_retention_s)
+    return CleanupResult(
+        indexes_scanned=scanned,
+        index_entries_removed=removed,
+        abort_entries_removed=aborts,
+        unknown_queue_jobs_refused=refused,
+    )

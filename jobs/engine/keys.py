@@ -55,6 +55,13 @@ def arq_queue(queue: str) -> str:
     return default_queue_name if queue == DEFAULT_QUEUE else f"{default_queue_name}:{queue}"
 
 
+#: SCAN pattern matching ARQ's queues other than ``arq:queue`` (``_queue_name`` of ARQ's producers)
+ARQ_NAMED_QUEUE_PATTERN = f"{default_queue_name}:*"
+
+#: the job ids jobsvc accepts (the API's, and what an ARQ producer's ``_job_id`` must match)
+JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
 def job_meta(job_id: str) -> str:
     """Hash of what ARQ does not keep: queue, priority, schedule, start time, progress."""
     return f"{PREFIX}job:{job_id}"
@@ -162,6 +169,11 @@ READY_SEQUENCE = f"{PREFIX}seq"
 #: own producers enqueued (``jobs.engine.arq_intake``).
 ARQ_OWNED = f"{PREFIX}arq_owned"
 ARQ_ENTRY_FIELD = "arq_entry"
+
+
+def intake_lock(queue: str) -> str:
+    """The worker looking for ARQ producers' jobs in ``queue`` (one at a time); expires by itself."""
+    return f"{PREFIX}intake:{queue}"
 
 #: prefix of the keys behind rate and concurrency limits, built by the claim script from the limit's name
 LIMIT_PREFIX = f"{PREFIX}limit:"

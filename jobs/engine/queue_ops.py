@@ -137,8 +137,11 @@ class EnqueueCall:
         return typing.cast(bytes, msgpack.packb(strings, use_bin_type=False))
 
 
-def enqueue_call(job: NewJob, job_id: str, *, queued_expiry_ms: int) -> EnqueueCall:
-    created = now_ms()
+def enqueue_call(
+    job: NewJob, job_id: str, *, queued_expiry_ms: int, created_ms: int | None = None
+) -> EnqueueCall:
+    """``created_ms``: when the job was first enqueued, if not now (a job of ARQ's own producers)."""
+    created = now_ms() if created_ms is None else created_ms
     due = max(job.run_at_ms or created, created)
     job_ttl_ms = due - created + queued_expiry_ms
     meta_ttl_ms = job_ttl_ms + int(job.timeout_s * 1000) + job.retention_s * 1000
@@ -523,22 +526,44 @@ def _quota_args(quotas: Quotas | None) -> list[int]:
 def cancellation_record(job_id: str, job_raw: bytes, *, attempts: int, queue: str, message: str) -> bytes:
     """ARQ's result record for a job cancelled before it started."""
     record = deserialize(job_raw)
+    return ended_record(
+        job_id,
+        function=record["f"],
+        kwargs=record.get("k") or {},
+        enqueued_ms=record["et"],
+        attempts=attempts,
+        arq_queue=keys.arq_queue(queue),
+        error={"type": CANCELLED_ERROR_TYPE, "message": message},
+    )
+
+
+def ended_record(
+    job_id: str,
+    *,
+    function: str,
+    kwargs: dict[str, Any],
+    enqueued_ms: int,
+    attempts: int,
+    arq_queue: str,
+    error: dict[str, str],
+) -> bytes:
+    """ARQ's result record for a job that ended with ``error`` before it started."""
     result = serialize_result(
-        record["f"],
+        function,
         (),
-        record.get("k") or {},
+        kwargs,
         attempts,
-        record["et"],
+        enqueued_ms,
         False,
-        {"type": CANCELLED_ERROR_TYPE, "message": message},
+        error,
         0,  # never started
         now_ms(),
-        f"{job_id}:{record['f']}",
-        keys.arq_queue(queue),
+        f"{job_id}:{function}",
+        arq_queue,
         job_id,
         serializer=serialize,
     )
-    assert result is not None, "a cancellation record always serializes"
+    assert result is not None, "an error record always serializes"
     return result
 
 

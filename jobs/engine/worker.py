@@ -17,8 +17,10 @@ still get:
 - **Heartbeats.** Every ``heartbeat_s`` the worker records itself in a registry (``/v1/workers``,
   ``/readyz``; a dead worker drops out after ``3 * heartbeat_s``) and, in the same round trip, reads
   whether its queues hold ready work and when they next need a look (``keys.TIMERS``: a deferred job
-  falls due, a lease lapses). Between heartbeats an idle worker only blocks on its wake-up lists, so it
-  costs Redis under two commands a second.
+  falls due, a lease lapses). Between heartbeats an idle worker only blocks on its wake-up lists, 0.8 s
+  at a time, each wait one round trip of two commands.
+- **ARQ's own producers.** Jobs enqueued with ARQ's ``enqueue_job`` onto the served queues are found
+  (each wait reads whether there are any) and taken in as jobsvc's own (``jobs.engine.arq_intake``).
 - **Reconnects.** A Redis outage makes the poll loop wait and retry instead of killing the worker; a
   job that ends during the outage records its end once Redis is back.
 - **Schedules.** ARQ computes the cron ticks; each tick is enqueued by one script that records it, so
@@ -38,9 +40,8 @@ import os
 import signal
 import socket
 import time
-import typing
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,6 +51,8 @@ from arq.utils import to_ms
 from jobs.definition import JobType
 from jobs.engine import arq_host, keys
 from jobs.engine.arq_host import ArqHost, claimed_start
+from jobs.engine.arq_intake import ArqIntake
+from jobs.engine.arq_producers import ArqProducers, IntakeRules
 from jobs.engine.codec import deserialize
 from jobs.engine.connection import (
     RECONNECT_MAX_DELAY_S,
@@ -91,6 +94,8 @@ class EngineConfig:
     default_timeout_s: float = 300.0
     result_retention_s: int = 7 * 86_400
     queued_expiry_ms: int = 86_400_000
+    #: what jobs enqueued with ARQ's own client become (``jobs.engine.arq_intake``)
+    arq_producers: ArqProducers = field(default_factory=ArqProducers)
 
     @property
     def renew_every_s(self) -> float:
@@ -112,6 +117,7 @@ class JobsvcWorker(ArqHost):
     engine: EngineConfig
     worker_id: str
     queues: JobQueues
+    intake: ArqIntake
     claims: dict[str, Claim]
     handed_back: set[str]
     _last_beat: float
@@ -127,6 +133,19 @@ class JobsvcWorker(ArqHost):
         self.engine = config
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.queues = JobQueues(self.pool)
+        self.intake = ArqIntake(
+            self.pool,
+            IntakeRules(
+                job_types=config.job_types,
+                producers=config.arq_producers,
+                default_timeout_s=config.default_timeout_s,
+                result_retention_s=config.result_retention_s,
+                dead_letter_retention_s=config.dead_letter_retention_s,
+                queued_expiry_ms=config.queued_expiry_ms,
+            ),
+            queues=[name for name, _ in config.queues],
+            worker_id=self.worker_id,
+        )
         self.claims = {}
         self.handed_back = set()
         self._last_beat = 0.0
@@ -226,6 +245,13 @@ class JobsvcWorker(ArqHost):
         free = self.max_jobs - self.job_counter
         if self.burst and self.max_burst_jobs >= 0:
             free = min(free, self.max_burst_jobs - self.jobs_started())
+        # jobs that ARQ's own producers enqueued become jobsvc's before the claim looks for work
+        if (
+            self.allow_pick_jobs
+            and (self.burst or self.intake.look_due())
+            and await self.intake.look(check=self.burst)
+        ):
+            self._look_now = True
         if self.allow_pick_jobs and free > 0 and self._should_look():
             claims, next_due = await self.queues.claim(
                 lease_ms=int(self.engine.lease_s * 1000),
@@ -279,12 +305,14 @@ class JobsvcWorker(ArqHost):
 
     async def _wait_for_work(self) -> None:
         """Block until work may be there: a wake-up token, a freed slot, a queue's timer (a deferred job
-        falls due, a lease lapses), a cron tick or the next heartbeat, ``idle_wait_s`` at most."""
+        falls due, a lease lapses), a cron tick, the next heartbeat or the next look for jobs from ARQ's
+        own producers, ``idle_wait_s`` at most. That look is read in the blocking wait's round trip."""
         timeout = min(
             self.engine.idle_wait_s,
             MAX_BLOCK_S,
             self.engine.heartbeat_s - (time.monotonic() - self._last_beat),
             (self._look_at_ms - now_ms()) / 1000,
+            self.intake.seconds_to_next_look() if self.allow_pick_jobs else MAX_BLOCK_S,
         )
         ticks = [c.next_run.timestamp() for c in self.cron_jobs if c.next_run is not None]
         if ticks:
@@ -297,9 +325,13 @@ class JobsvcWorker(ArqHost):
                 self._look_now = True
         elif timeout >= 0.01:
             wake_keys = [keys.wake(name) for name, _ in self.engine.queues]
-            # redis-py types the timeout as int; Redis 6+ takes seconds with decimals
-            blocking = self.pool.blpop(wake_keys, timeout=timeout)  # type: ignore[arg-type]
-            if await typing.cast(Awaitable[Any], blocking) is not None:
+            async with self.pool.pipeline(transaction=False) as pipe:
+                # redis-py types the timeout as int; Redis 6+ takes seconds with decimals
+                pipe.blpop(wake_keys, timeout=timeout)  # type: ignore[arg-type]
+                self.intake.check_on(pipe)  # read when the wait ends, in the same round trip
+                woken, differences = await pipe.execute()
+            self.intake.checked(differences)
+            if woken is not None:
                 self._look_now = True
         else:
             await asyncio.sleep(timeout)

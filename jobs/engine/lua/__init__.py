@@ -78,6 +78,7 @@ PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "DELETED_PREFIX": _prefix(keys.deleted),
     "ARQ_OWNED": keys.ARQ_OWNED,
     "ARQ_ENTRY_FIELD": keys.ARQ_ENTRY_FIELD,
+    "INTAKE_LOCK_PREFIX": _prefix(keys.intake_lock),
 }
 
 _LOADER = ScriptLoader(resources.files(__name__), PLACEHOLDERS)
@@ -97,6 +98,9 @@ CANCEL_WAITING: Final = SCRIPTS["cancel_waiting"]
 PURGE_JOB: Final = SCRIPTS["purge_job"]
 UPDATE_META: Final = SCRIPTS["update_meta"]
 SETTLE_DEPENDENTS: Final = SCRIPTS["settle_dependents"]
+ARQ_DIFFERENCES: Final = SCRIPTS["arq_differences"]
+FIND_FOREIGN: Final = SCRIPTS["find_foreign"]
+ADOPT_FOREIGN: Final = SCRIPTS["adopt_foreign"]
 MARK_REPLAYED: Final = SCRIPTS["mark_replayed"]
 UNMARK_REPLAYED: Final = SCRIPTS["unmark_replayed"]
 DELETE_DEAD_LETTERS: Final = SCRIPTS["delete_dead_letters"]

@@ -12,11 +12,12 @@
 
 -- Write one job (``a``, as ``unpack_job`` gives it): ARQ's record and queue entry, jobsvc's meta and
 -- indexes (``index_keys``), and its place in line, or in its parents' lists of dependents. Replies
--- {'created', parents waited for}, {'exists', ''} (its id is taken), or the parents' refusal.
+-- {'created', parents waited for}, {'exists', ''} (its id is taken), or the parents' refusal. With
+-- ``a.adopted``, the job is one of ARQ's own producers' (adopt_foreign.lua): its id is its own already.
 local function enqueue(a, index_keys)
   local id = a.id
   local now = now_ms()
-  if redis.call('EXISTS', job_key(id), result_key(id)) > 0 then return {'exists', ''} end
+  if not a.adopted and redis.call('EXISTS', job_key(id), result_key(id)) > 0 then return {'exists', ''} end
   local pending, refused = parents_pending(a.tenant, a.parents)
   if refused then return refused end
   redis.call('PSETEX', job_key(id), a.job_ttl, a.record)
