@@ -175,6 +175,7 @@ def intake_lock(queue: str) -> str:
     """The worker looking for ARQ producers' jobs in ``queue`` (one at a time); expires by itself."""
     return f"{PREFIX}intake:{queue}"
 
+
 #: prefix of the keys behind rate and concurrency limits, built by the claim script from the limit's name
 LIMIT_PREFIX = f"{PREFIX}limit:"
 
