@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         '(`["https://ops.example.com"]`); empty: CORS off.',
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413.")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token GET /metrics asks for in production (without one it answers 404 there); "
+        "in development /metrics is open.",
+    )
     max_wait_s: float = Field(60.0, gt=0, le=300, description="Upper bound of GET /v1/jobs/{id}?wait=.")
     dashboard_session_ttl_s: int = Field(
         8 * 3600,

@@ -22,6 +22,7 @@ from jobs.status import JobStatus
 from service.api.schemas import JobSubmit
 from service.api.submissions import prepare
 from service.config import Settings
+from service.stores.event_hub import EventHub
 from service.stores.job_store import JobStore
 
 TYPES: dict[Kind, tuple[str, dict[str, object]]] = {
@@ -80,6 +81,7 @@ class JobsvcSystem(System):
             queued_job_expiry_s=settings.queued_job_expiry_s,
             idempotency_ttl_s=settings.idempotency_ttl_s,
             retention_s=lambda name: settings.result_retention_s,
+            events=EventHub(self._pool, self._pool.client()),  # never waited on: the hub is not started
         )
 
     async def close(self) -> None:

@@ -201,6 +201,31 @@ def queue_stats(queue: str, minute: int) -> str:
     return f"{STATS_PREFIX}{queue}:{minute}"
 
 
+#: hash of the cluster's job counters, written by the scripts that submit, start and end jobs; its fields
+#: are named by ``jobs.engine.metrics`` (type, queue and outcome, never a job id)
+METRICS = f"{PREFIX}metrics"
+
+#: prefix of the per-queue sorted sets of dead letters (job id -> when, ms), beside the per-tenant ones
+DEAD_BY_QUEUE_PREFIX = f"{PREFIX}dead:q:"
+
+
+def dead_letters_in_queue(queue: str) -> str:
+    return f"{DEAD_BY_QUEUE_PREFIX}{queue}"
+
+
+#: events kept per tenant stream (``XADD ... MAXLEN ~``): about a day of a busy tenant's reconnects
+EVENTS_RETAINED = 10_000
+
+#: prefix of the tenants' event streams, for scripts
+EVENTS_PREFIX = f"{PREFIX}events:t:"
+
+
+def events(tenant: str) -> str:
+    """Stream of a tenant's job events (status changes, progress), trimmed to about the newest
+    ``JOBSVC_EVENTS_RETAINED``; each entry's one field ``d`` holds the event as JSON."""
+    return f"{EVENTS_PREFIX}{_tenant(tenant)}"
+
+
 def schedule_state(name: str) -> str:
     """Hash of one schedule's last tick, its job and the ticks it skipped."""
     return f"{PREFIX}schedule:{name}"

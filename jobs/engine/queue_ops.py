@@ -326,6 +326,11 @@ def decode_purge_job(raw: Any) -> bool:
     return _flag(raw, "purge_job")
 
 
+def decode_report_progress(raw: Any) -> bool:
+    """Whether the progress was recorded and told (False: the job's meta is gone)."""
+    return _flag(raw, "report_progress")
+
+
 def decode_update_meta(raw: Any) -> bool:
     """Whether the fields were written (False: the job's meta is gone)."""
     return _flag(raw, "update_meta")

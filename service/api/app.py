@@ -14,13 +14,16 @@ from jobs.registry import job_types as registered_job_types
 from service.api.auth import KeyStore
 from service.api.body_size import BodySizeLimit
 from service.api.errors import install_error_handlers
+from service.api.metrics import HttpMetrics, HttpMetricsMiddleware
+from service.api.metrics import router as metrics_router
 from service.api.openapi import build_openapi
-from service.api.routes import admin, dead_letters, health, job_types, jobs, operations
+from service.api.routes import admin, dead_letters, events, health, job_types, jobs, operations
 from service.api.security import install_security
 from service.config import Settings, get_settings
 from service.dashboard import install_dashboard
 from service.logs import configure_logging
 from service.stores.dead_letter_store import DeadLetterStore
+from service.stores.event_hub import EventHub
 from service.stores.job_store import JobStore
 from service.stores.tenant_store import TenantStore
 
@@ -35,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_tracing("jobsvc-api")  # FastAPI makes the requests' server spans once a provider is set
         pool = await open_pool(settings.effective_redis_url)
         app.state.arq = pool
+        app.state.events = events = EventHub(pool, pool.client())
+        await events.start()
         app.state.store = JobStore(
             pool,
             queued_job_expiry_s=settings.queued_job_expiry_s,
@@ -42,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retention_s=lambda name: int(
                 (catalogue[name].keep_result_s if name in catalogue else None) or settings.result_retention_s
             ),
+            events=events,
         )
         app.state.dead_letters = DeadLetterStore(pool, app.state.store)
         app.state.keys = KeyStore(pool, admin_key=settings.admin_api_key)
@@ -49,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await events.stop()
             await pool.aclose(close_connection_pool=True)
             await flush_tracing()
 
@@ -60,9 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.job_types = catalogue
+    app.state.http_metrics = http_metrics = HttpMetrics()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(dead_letters.router)
     app.include_router(job_types.router)
     app.include_router(operations.router)
@@ -70,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_dashboard(app)
     install_security(app, settings)  # last: its headers go on every answer
     app.include_router(health.router)
+    app.include_router(metrics_router)
+    app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)  # outermost: times everything
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -8,6 +8,7 @@ Idempotency-Key can never point at a job that was not enqueued.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import time
@@ -20,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from jobs.engine import keys, tracing
 from jobs.engine.queue_ops import EnqueueCall, JobQueues, NewJob, Quotas, enqueue_call, settle_dependents
 from jobs.engine.records import JobSnapshot, read_snapshot, read_snapshots
-from jobs.status import JobStatus
+from jobs.status import TERMINAL_STATUSES, JobStatus
 from service.api.errors import (
     DependencyFailed,
     IdempotencyConflict,
@@ -29,9 +30,7 @@ from service.api.errors import (
     JobNotFound,
     QuotaExceeded,
 )
-
-WAIT_POLL_START_S = 0.02
-WAIT_POLL_MAX_S = 0.25
+from service.stores.event_hub import EventHub
 
 
 def now_ms() -> int:
@@ -55,8 +54,10 @@ class JobStore:
         queued_job_expiry_s: int,
         idempotency_ttl_s: int,
         retention_s: Callable[[str], int],
+        events: EventHub,
     ) -> None:
         self.redis = redis
+        self.events = events
         self._retention_s = retention_s
         self._queued_job_expiry_ms = queued_job_expiry_s * 1000
         self._idempotency_ttl_ms = idempotency_ttl_s * 1000
@@ -159,15 +160,18 @@ class JobStore:
         return snapshot
 
     async def wait(self, job_id: str, tenant: str, timeout_s: float) -> JobSnapshot:
-        """The job once it has finished, or as it is when ``timeout_s`` has passed."""
-        deadline = time.monotonic() + timeout_s
-        delay = WAIT_POLL_START_S
-        snapshot = await self.get(job_id, tenant)
-        while not snapshot.is_finished and time.monotonic() < deadline:
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, WAIT_POLL_MAX_S)
-            snapshot = await self.get(job_id, tenant)
-        return snapshot
+        """The job once it has finished, or as it is when ``timeout_s`` has passed. Woken by the job's end
+        event (one reader per process for all waiters), never by polling."""
+        async with self.events.subscribe(tenant, job_id=job_id) as events:
+            snapshot = await self.get(job_id, tenant)  # after subscribing: an end now cannot be missed
+            if snapshot.is_finished:
+                return snapshot
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    async for event in events:
+                        if event.data.get("status") in TERMINAL_STATUSES:
+                            break
+        return await self.get(job_id, tenant)
 
     async def cancel(self, job_id: str, tenant: str, *, wait_s: float) -> JobSnapshot:
         """Cancel: a waiting job never starts; a running one is aborted (waiting up to ``wait_s`` for it)."""

@@ -58,7 +58,7 @@ class TenantStore:
             await pipe.execute()
 
     async def delete_jobs(self, tenant: str) -> int:
-        """Delete every job of ``tenant`` with its result, attempts, dead letter and Idempotency-Key;
+        """Delete every job of ``tenant`` with its result, attempts, dead letter, Idempotency-Key and events;
         running ones are aborted and their end is never written. Returns how many jobs were deleted."""
         index = keys.index_all(tenant)
         deleted: set[str] = set()
@@ -78,7 +78,9 @@ class TenantStore:
         # the tenant's other indexes are ``<index_all>:…``; a bare ``<index_all>*`` would also match the
         # indexes of every tenant whose name starts with this one's (acme: acme-eu, acmecorp)
         leftovers = [key async for key in self.redis.scan_iter(match=f"{index}:*", count=500)]
-        await self.redis.delete(*leftovers, index, keys.dead_letters(tenant), keys.tenant_open_jobs(tenant))
+        await self.redis.delete(
+            *leftovers, index, keys.dead_letters(tenant), keys.tenant_open_jobs(tenant), keys.events(tenant)
+        )
         await self._forget_idempotency_keys(deleted)
         return len(deleted)
 

@@ -35,7 +35,7 @@ async def test_the_stream_shows_each_status_and_the_progress_then_ends(
     assert statuses[-1] == "succeeded"
     assert "in_progress" in statuses
     progress = [data for event, data in events if event == "progress"]
-    assert {"current": 1, "total": 2, "message": None} in progress
+    assert {"id": job["id"], "current": 1, "total": 2, "message": None} in progress
     assert events[-1][1]["result"] == {"slept_s": 2.2, "tag": None} or events[-1][1]["result"] == {
         "slept_s": 2.2
     }

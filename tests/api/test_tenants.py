@@ -97,6 +97,8 @@ async def redis_contents(redis: ArqRedis) -> dict[bytes, Any]:
             contents[key] = await redis.smembers(key)
         elif kind == "zset":
             contents[key] = await redis.zrange(key, 0, -1, withscores=True)
+        elif kind == "stream":
+            contents[key] = await redis.xrange(key)
         elif kind != "none":  # expired between SCAN and TYPE
             raise AssertionError(f"{key!r} is a {kind}: teach this helper to read it")
     return contents

@@ -80,8 +80,11 @@ async def test_dead_letters_are_replayed_and_purged_in_bulk(jobs: Any, run_jobs:
 
 async def test_job_events_follow_a_job_to_its_end(jobs: Any, background_worker: Any) -> None:
     job = await jobs.submit("diag.sleep", {"seconds": 0.2})
+    # the stream opens with the job as it is: no worker runs until it has, so that is "queued"
+    following = asyncio.create_task(asyncio.wait_for(jobs.collect("job_events", job.id), timeout=15))
+    await asyncio.sleep(0.5)
     async with background_worker():
-        events = await asyncio.wait_for(jobs.collect("job_events", job.id), timeout=15)
+        events = await following
 
     statuses = [event.data["status"] for event in events if event.event == "status"]
     assert statuses[0] == "queued"

@@ -30,6 +30,7 @@ from typing import Final
 
 from jobs.engine import keys
 from jobs.engine.lua.loader import ScriptLoader
+from jobs.engine.metrics import BUCKETS_MS
 
 #: how long ARQ's run_job keeps a job's attempt counter (``arq:retry:<id>``), hard-coded there
 ARQ_RETRY_TTL_S = 88_400
@@ -76,6 +77,11 @@ PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "TENANT_PREFIX": keys.TENANT_PREFIX,
     "TENANTS": keys.TENANTS,
     "DELETED_PREFIX": _prefix(keys.deleted),
+    "EVENTS_PREFIX": keys.EVENTS_PREFIX,
+    "EVENTS_RETAINED": keys.EVENTS_RETAINED,
+    "METRICS": keys.METRICS,
+    "METRIC_BUCKETS_MS": ":".join(str(bound) for bound in BUCKETS_MS),
+    "DEAD_BY_QUEUE_PREFIX": keys.DEAD_BY_QUEUE_PREFIX,
     "ARQ_OWNED": keys.ARQ_OWNED,
     "ARQ_ENTRY_FIELD": keys.ARQ_ENTRY_FIELD,
     "INTAKE_LOCK_PREFIX": _prefix(keys.intake_lock),
@@ -97,6 +103,7 @@ RELEASE_CLAIM: Final = SCRIPTS["release_claim"]
 CANCEL_WAITING: Final = SCRIPTS["cancel_waiting"]
 PURGE_JOB: Final = SCRIPTS["purge_job"]
 UPDATE_META: Final = SCRIPTS["update_meta"]
+REPORT_PROGRESS: Final = SCRIPTS["report_progress"]
 SETTLE_DEPENDENTS: Final = SCRIPTS["settle_dependents"]
 ARQ_DIFFERENCES: Final = SCRIPTS["arq_differences"]
 FIND_FOREIGN: Final = SCRIPTS["find_foreign"]

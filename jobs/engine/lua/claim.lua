@@ -27,6 +27,9 @@
 --- @include "wake"
 --- @include "place_if_waiting"
 --- @include "release_slot"
+--- @include "emit_event"
+--- @include "emit_status"
+--- @include "observe_ms"
 
 local function limit_key(name) return '${LIMIT_PREFIX}' .. name end
 
@@ -56,6 +59,7 @@ for _, q in ipairs(queues) do
     if redis.call('ZSCORE', arq_queue_key(q), id) then
       local seq = redis.call('INCR', '${READY_SEQUENCE}')
       redis.call('ZADD', ready_key(q), fmt((score % 10) * ${PRIORITY_BAND} + seq), id)
+      emit_status(id, 'queued', nil)
     end
   end
   local lapsed = redis.call('ZRANGEBYSCORE', running_key(q), '-inf', fmt(now), 'LIMIT', 0, 100)
@@ -72,7 +76,7 @@ for _, q in ipairs(queues) do
         if m[2] and m[2] ~= '' then name = name .. ':' .. m[2] end
         release_slot(limit_key(name), id, now)
       end
-      place_if_waiting(id, now)
+      if place_if_waiting(id, now) then emit_status(id, 'queued', {reason = 'lease_lapsed'}) end
     end
   end
 end
@@ -100,6 +104,7 @@ local function admit(q, id, jtype, part, priority)
       local due = tonumber(oldest[2]) + limit.p
       redis.call('ZADD', arq_queue_key(q), 'XX', fmt(due), id)
       redis.call('ZADD', deferred_key(q), fmt(due * 10 + (9 - priority)), id)
+      emit_status(id, 'deferred', {reason = 'rate_limit'})
       return 'deferred', ''
     end
     redis.call('ZADD', starts, fmt(now), id .. '@' .. fmt(now))
@@ -122,7 +127,7 @@ local function claim_from(q, quota)
       -- someone holds its lock: leave it to the lease (tracked, so that a lapse brings it back)
       if not redis.call('ZSCORE', running_key(q), id) then track_lock(q, id) end
     elseif score then
-      local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key', 'priority')
+      local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key', 'priority', 'tenant')
       local verdict, slot = admit(q, id, m[1], m[2], tonumber(m[3]) or 5)
       if verdict == 'go' then
         redis.call('SET', in_progress_key(id), '1', 'PX', lease)
@@ -134,6 +139,9 @@ local function claim_from(q, quota)
         local tries = redis.call('INCR', retry_key(id))
         redis.call('EXPIRE', retry_key(id), ${ARQ_RETRY_TTL_S})
         local aborted = redis.call('ZREM', '${ABORT_SET}', id)
+        local jtype = m[1] or ''
+        emit_event(m[4] or '${DEFAULT_TENANT}', id, jtype, q, 'status', 'in_progress', {attempt = tries})
+        observe_ms('w', jtype .. '|' .. q, now - tonumber(score))
         table.insert(claims, {id, score, q, slot, record or '', tries, aborted})
         taken = taken + 1
       end

@@ -8,6 +8,8 @@ local removed = 0
 for i, id in ipairs(ARGV) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
     local k = 2 + (i - 1) * 3
+    local q = redis.call('HGET', KEYS[k + 1], 'queue') or '${DEFAULT_QUEUE}'
+    redis.call('ZREM', '${DEAD_BY_QUEUE_PREFIX}' .. q, id)
     redis.call('DEL', KEYS[k], KEYS[k + 1], KEYS[k + 2])
     removed = removed + 1
   end

@@ -17,5 +17,8 @@ redis.call('HSET', KEYS[1], 'replayed_as', ARGV[2])
 -- a meta hash that had expired before its result lives no longer than the result
 if fresh and ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
-if score then redis.call('ZREM', KEYS[3], ARGV[1]) end
+if score then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', '${DEAD_BY_QUEUE_PREFIX}' .. (redis.call('HGET', KEYS[1], 'queue') or '${DEFAULT_QUEUE}'), ARGV[1])
+end
 return {'marked', score or ''}

@@ -40,4 +40,5 @@ end
 redis.call('DEL', job_key(id), result_key(id), meta_key(id), retry_key(id), dependents_key(id),
            '${ATTEMPTS_PREFIX}' .. id)
 redis.call('ZREM', '${SETTLING}', id)
+redis.call('ZREM', '${DEAD_BY_QUEUE_PREFIX}' .. q, id)
 return 1

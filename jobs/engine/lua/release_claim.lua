@@ -33,6 +33,8 @@
 --- @include "place"
 --- @include "release_slot"
 --- @include "record_outcome"
+--- @include "emit_event"
+--- @include "count_metric"
 --- @include "remove_arq_entry"
 
 local id, q, slot, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -57,6 +59,15 @@ if mode == 'again' then
   due = tonumber(due) + tonumber(ARGV[8])
   redis.call('ZADD', arq_queue_key(q), fmt(due), id)
   place(q, id, due, priority_of(id), now)
+  local m = redis.call('HMGET', meta_key(id), 'tenant', 'type')
+  local reason = 'handed_back'
+  if ARGV[9] ~= '1' then
+    reason = 'retry'
+    count_metric('r|' .. (m[2] or '') .. '|' .. q, 1)
+  end
+  local status = 'queued'
+  if due > now then status = 'deferred' end
+  emit_event(m[1] or '${DEFAULT_TENANT}', id, m[2] or '', q, 'status', status, {reason = reason})
   return 'again'
 end
 if ARGV[5] ~= '' then
@@ -70,6 +81,9 @@ if ARGV[5] ~= '' then
 end
 if ARGV[11] == '1' then
   redis.call('ZADD', '${DEAD_LETTERS_PREFIX}' .. tenant_of(id), fmt(now), id)
+  -- the queue's count of dead letters (``jobsvc_dead_letters``), pruned of those past their retention
+  redis.call('ZADD', '${DEAD_BY_QUEUE_PREFIX}' .. q, fmt(now), id)
+  redis.call('ZREMRANGEBYSCORE', '${DEAD_BY_QUEUE_PREFIX}' .. q, '-inf', fmt(now - tonumber(ARGV[12])))
   for _, key in ipairs({result_key(id), meta_key(id), '${ATTEMPTS_PREFIX}' .. id}) do
     redis.call('PEXPIRE', key, ARGV[12])
   end

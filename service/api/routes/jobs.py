@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi import APIRouter, Header, Path, Query, Response, status
 from pydantic import WithJsonSchema
 
 from jobs.engine.records import JobSnapshot
@@ -59,8 +56,6 @@ Cursor = Annotated[
 ]
 #: how long DELETE waits for a running job's abort to land before answering
 CANCEL_WAIT_S = 5.0
-#: how often an event stream reads its job
-EVENTS_POLL_S = 0.1
 
 #: the header of an answer that names a job: where to read it
 LOCATION = {
@@ -272,36 +267,3 @@ async def retry_job(
     snapshot = await dead_letters.retry(job_id, caller.tenant, job_types, settings)
     response.headers["Location"] = f"/v1/jobs/{snapshot.id}"
     return job_view(snapshot)
-
-
-async def own_job(job_id: JobId, caller: ReadKey, store: StoreDep) -> JobSnapshot:
-    """The caller's job, read before a stream starts, so that an unknown (or another tenant's) id is a
-    plain 404 rather than a stream that breaks."""
-    return await store.get(job_id, caller.tenant)
-
-
-@router.get(
-    "/{job_id}/events",
-    response_class=EventSourceResponse,
-    responses=ERRORS,
-    summary="Follow a job: its status changes and progress, as Server-Sent Events",
-)
-async def job_events(
-    job: Annotated[JobSnapshot, Depends(own_job)], caller: ReadKey, store: StoreDep
-) -> AsyncIterator[ServerSentEvent]:
-    """`event: status` with the Job whenever its status (or attempt) changes, `event: progress` with the
-    progress whenever it moves; the stream ends after the event that shows the job finished."""
-    seen_status: tuple[str, int] | None = None
-    seen_progress: dict[str, Any] | None = None
-    snapshot = job
-    while True:
-        if (snapshot.status.value, snapshot.attempts) != seen_status:
-            seen_status = (snapshot.status.value, snapshot.attempts)
-            yield ServerSentEvent(event="status", data=job_view(snapshot).model_dump(mode="json"))
-        elif snapshot.progress is not None and snapshot.progress != seen_progress:
-            yield ServerSentEvent(event="progress", data=snapshot.progress)
-        seen_progress = snapshot.progress
-        if snapshot.is_finished:
-            return
-        await asyncio.sleep(EVENTS_POLL_S)
-        snapshot = await store.get(snapshot.id, caller.tenant)

@@ -8,6 +8,8 @@
 --- @include "open_key"
 --- @include "parents_pending"
 --- @include "place"
+--- @include "emit_event"
+--- @include "count_metric"
 --- @include "count_arq_entry"
 
 -- Write one job (``a``, as ``unpack_job`` gives it): ARQ's record and queue entry, jobsvc's meta and
@@ -40,5 +42,9 @@ local function enqueue(a, index_keys)
   redis.call('INCR', open_key(a.tenant))
   redis.call('ZADD', '${TENANTS}', 'NX', a.created, a.tenant)
   for _, index in ipairs(index_keys) do redis.call('ZADD', index, a.created, id) end
+  local status = 'queued'
+  if #pending == 0 and a.due > now then status = 'deferred' end
+  emit_event(a.tenant, id, a.type, a.queue, 'status', status, nil)
+  count_metric('s|' .. a.type .. '|' .. a.queue, 1)
   return {'created', tostring(#pending)}
 end

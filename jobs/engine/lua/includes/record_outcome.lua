@@ -2,14 +2,21 @@
 --- @include "meta_key"
 --- @include "open_key"
 --- @include "dependents_key"
---- @include "tenant_of"
+--- @include "emit_event"
+--- @include "observe_ms"
 
 -- Record how a job ended (once: a repeated end changes nothing): its outcome, its tenant's count of
--- open jobs, the queue's per-minute counts, and whether dependents wait to be settled.
+-- open jobs, the queue's per-minute counts, the cluster's counters and run times, its end event, and
+-- whether dependents wait to be settled.
 local function record_outcome(q, id, outcome, now)
   if outcome == '' then return false end
   if redis.call('HSETNX', meta_key(id), 'outcome', outcome) == 0 then return false end
-  local open = open_key(tenant_of(id))
+  local m = redis.call('HMGET', meta_key(id), 'tenant', 'type', 'started_at')
+  local tenant, labels = m[1] or '${DEFAULT_TENANT}', (m[2] or '') .. '|' .. q
+  count_metric('f|' .. labels .. '|' .. outcome, 1)
+  if m[3] then observe_ms('r', labels, now - tonumber(m[3])) end
+  emit_event(tenant, id, m[2] or '', q, 'status', outcome, nil)
+  local open = open_key(tenant)
   if redis.call('DECR', open) <= 0 then redis.call('DEL', open) end
   local stats = '${STATS_PREFIX}' .. q .. ':' .. math.floor(now / 60000)
   redis.call('HINCRBY', stats, outcome, 1)

@@ -1,0 +1,101 @@
+"""What open event streams and ``?wait=`` requests cost Redis: flat, whatever their number.
+
+    .venv/bin/python -m bench.listeners [--listeners 1000] [--seconds 5] [--redis-url URL]
+
+The app runs in-process (its real lifespan, over ASGI) against an embedded Valkey unless ``--redis-url``
+names a server (which it then flushes). For each case it opens that many ``GET /v1/events`` streams or
+``GET /v1/jobs/{id}?wait=60`` requests, submits jobs at a steady 50/s for ``--seconds`` (each submit
+writes an event every stream receives), and prints the commands Redis ran per second besides the submits
+themselves, from ``INFO commandstats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
+
+from bench.measure import calls_between, command_calls, run_against_server
+from service.api.app import create_app
+from service.config import Settings
+
+ADMIN_KEY = "bench-listeners-admin-key-" + "k" * 32
+SUBMITS_PER_S = 50
+
+
+async def measure(redis_url: str, listeners: int, seconds: float) -> list[tuple[str, float, int]]:
+    settings = Settings(
+        redis_url=redis_url,
+        diagnostics=True,
+        admin_api_key=SecretStr(ADMIN_KEY),
+        tenant_submits_per_s=10_000_000,
+        tenant_max_open_jobs=100_000_000,
+        max_wait_s=120,
+    )
+    app = create_app(settings)
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    rows: list[tuple[str, float, int]] = []
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://bench", headers=headers, timeout=120
+        ) as http,
+    ):
+        redis = app.state.arq
+        await redis.flushdb()
+
+        async def stream(_: int) -> None:
+            await http.get("/v1/events")  # over ASGI the answer never completes: it listens until cancelled
+
+        async def waiter(_: int) -> None:
+            job = await http.post("/v1/jobs", json={"type": "diag.noop", "params": {}, "delay_seconds": 3600})
+            await http.get(f"/v1/jobs/{job.json()['id']}?wait=60")
+
+        cases: list[tuple[str, int, Callable[[int], Coroutine[Any, Any, None]]]] = [
+            ("no listener", 0, stream),
+            ("1 event stream", 1, stream),
+            (f"{listeners:,} event streams", listeners, stream),
+            (f"{listeners:,} ?wait= requests", listeners, waiter),
+        ]
+        for label, count, open_one in cases:
+            tasks = [asyncio.create_task(open_one(n)) for n in range(count)]
+            await asyncio.sleep(1.0 + count / 500)  # every listener subscribed
+            before = await command_calls(redis)
+            started = time.perf_counter()
+            submits = 0
+            while time.perf_counter() - started < seconds:
+                await http.post("/v1/jobs", json={"type": "diag.noop", "params": {}})
+                submits += 1
+                await asyncio.sleep(1 / SUBMITS_PER_S)
+            elapsed = time.perf_counter() - started
+            delta = calls_between(before, await command_calls(redis))
+            besides = sum(calls for name, calls in delta.items() if name not in ("evalsha", "eval"))
+            rows.append((label, besides / elapsed, app.state.events.listeners))
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0.2)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--listeners", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--redis-url")
+    args = parser.parse_args(argv)
+    rows = run_against_server(args.redis_url, lambda url: measure(url, args.listeners, args.seconds))
+    print(f"Redis commands per second besides {SUBMITS_PER_S} submits/s (each one an event):")
+    for label, per_s, subscribed in rows:
+        print(f"  {label:<28} {per_s:8.1f} commands/s   ({subscribed:,} subscribed in the hub)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
