@@ -2,9 +2,12 @@
 
     jobsvc dev
     jobsvc submit reports.build --params '{"month": "2025-01"}' --wait
+    jobsvc watch ID
     jobsvc status ID [--wait SECONDS]
     jobsvc cancel ID
     jobsvc list [--status S] [--type T] [--queue Q] [--limit N] [--cursor C]
+    jobsvc queues ; jobsvc workers
+    jobsvc dead-letters [--type T] [--queue Q] [--limit N] [--cursor C]
     jobsvc types
     jobsvc keys create --tenant acme --scopes submit,read [--name NAME]
     jobsvc keys list
@@ -13,13 +16,18 @@
 The API key is ``--api-key``, else ``JOBSVC_API_KEY``, else the admin key ``jobsvc dev`` keeps in its data
 directory (``.jobsvc/admin-key``).
 
-Jobs print as JSON on stdout. Exit status: 0 done, 1 an error from the service (its title and detail on
-stderr) or a wait that ran out of time, 2 a usage error.
+On a terminal, ``list``, ``queues``, ``workers`` and ``dead-letters`` draw tables, and ``watch`` and
+``submit --wait`` a live progress bar (:mod:`service.cli.terminal`). Piped, everything is JSON on stdout,
+and ``watch`` prints each event of the job as one JSON line: ``{"id": ..., "event": ..., "data": ...}``.
+
+Exit status: 0 done, 1 an error from the service (its title and detail on stderr), a wait that ran out
+of time, or a watched or waited-for job that ended without succeeding; 2 a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -28,6 +36,7 @@ from typing import Any
 from jobsvc_client import (
     DEFAULT_URL,
     ApiError,
+    Job,
     JobsClient,
     JobStatus,
     JobsvcError,
@@ -36,12 +45,19 @@ from jobsvc_client import (
 )
 from jobsvc_client.models import SCOPES, Scope
 from pydantic import BaseModel, ValidationError
+from rich.console import Console
+
+from service.cli.terminal import TABLES, JobView, print_table
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_WAIT_S = 60.0
+#: how often ``watch`` reopens a stream that ended before the job did (a restarted API, a proxy's timeout)
+RESUMES = 5
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, console: Console | None = None) -> int:
+    """Run the command; ``console`` is where it writes (tests pass a terminal of fixed width)."""
+    console = console or Console()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -57,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(str(exc))
         return run_dev(settings)
     try:
-        return _run(args)
+        return _run(args, console)
     except JobTimeout as exc:
-        _print(exc.job)
+        _print(console, exc.job)
         return _fail(str(exc))
     except ValidationFailed as exc:
         fields = "".join(f"\n  {e.pointer}: {e.message}" for e in exc.errors)
@@ -110,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const=DEFAULT_WAIT_S,
         metavar="SECONDS",
-        help=f"wait for the job to finish (default {DEFAULT_WAIT_S:g} s) and print it then",
+        help=f"wait for the job to finish (default {DEFAULT_WAIT_S:g} s) and print it then; on a terminal, "
+        "follow it with a progress bar instead, until it ends",
     )
 
     status = commands.add_parser("status", parents=[connection], help="print a job")
@@ -129,6 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--cursor", help="next_cursor of the previous page")
 
+    watch = commands.add_parser(
+        "watch", parents=[connection], help="follow a job to its end: a progress bar, or JSON lines piped"
+    )
+    watch.add_argument("id", metavar="ID")
+
+    commands.add_parser("queues", parents=[connection], help="each queue's waiting, running and recent jobs")
+    commands.add_parser("workers", parents=[connection], help="the live workers")
+    dead = commands.add_parser("dead-letters", parents=[connection], help="the jobs that failed for good")
+    dead.add_argument("--type")
+    dead.add_argument("--queue")
+    dead.add_argument("--limit", type=int, default=50)
+    dead.add_argument("--cursor", help="next_cursor of the previous page")
+
     commands.add_parser("types", parents=[connection], help="list the job types and their params")
 
     api_keys = commands.add_parser("keys", parents=[connection], help="create, list and revoke API keys")
@@ -145,9 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, console: Console) -> int:
     with JobsClient(args.url, api_key=args.api_key or _dev_admin_key()) as client:
         result: BaseModel
+        if args.command == "watch":
+            return _outcome(_watch(client, args.id, console))
         if args.command == "submit":
             result = client.submit(
                 args.type,
@@ -158,8 +190,12 @@ def _run(args: argparse.Namespace) -> int:
                 max_attempts=args.max_attempts,
                 idempotency_key=args.idempotency_key,
             )
+            if args.wait is not None and console.is_terminal:
+                return _outcome(_watch(client, result.id, console))
             if args.wait is not None:
                 result = client.wait(result.id, timeout=args.wait)
+                _print(console, result)
+                return _outcome(result)
         elif args.command == "status":
             result = client.wait(args.id, timeout=args.wait) if args.wait else client.get(args.id)
         elif args.command == "cancel":
@@ -168,6 +204,14 @@ def _run(args: argparse.Namespace) -> int:
             result = client.list(
                 status=args.status, type=args.type, queue=args.queue, limit=args.limit, cursor=args.cursor
             )
+        elif args.command == "queues":
+            result = client.queues()
+        elif args.command == "workers":
+            result = client.workers()
+        elif args.command == "dead-letters":
+            result = client.list_dead_letters(
+                type=args.type, queue=args.queue, limit=args.limit, cursor=args.cursor
+            )
         elif args.command == "keys":
             if args.key_command == "create":
                 result = client.create_key(args.tenant, args.scopes, name=args.name)
@@ -175,12 +219,39 @@ def _run(args: argparse.Namespace) -> int:
                 result = client.list_keys()
             else:
                 client.revoke_key(args.key_id)
-                print(f"revoked {args.key_id}")
+                print(f"revoked {args.key_id}", file=console.file)
                 return EXIT_OK
         else:
             result = client.job_types()
-    _print(result)
+    if console.is_terminal and type(result) in TABLES:
+        print_table(console, result)
+    else:
+        _print(console, result)
     return EXIT_OK
+
+
+def _watch(client: JobsClient, job_id: str, console: Console) -> Job:
+    """Follow the job's events to its end, drawn as a progress bar on a terminal, else one JSON line
+    each; a stream that ends early is resumed from the last event seen."""
+    last_event_id: str | None = None
+    job: Job | None = None
+    with JobView(console) if console.is_terminal else contextlib.nullcontext() as view:
+        for _ in range(RESUMES + 1):
+            for event in client.job_events(job_id, last_event_id=last_event_id):
+                last_event_id = event.id or last_event_id
+                if view is None:
+                    print(event.model_dump_json(), file=console.file, flush=True)
+                else:
+                    view.update(event)
+                if event.event == "status":
+                    job = event.job()
+                    if job.is_finished:
+                        return job
+    raise JobsvcError(f"the events of job {job_id} ended {RESUMES + 1} times before the job did")
+
+
+def _outcome(job: Job) -> int:
+    return EXIT_OK if job.status == JobStatus.succeeded else EXIT_ERROR
 
 
 def _dev_admin_key() -> str | None:
@@ -215,8 +286,8 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def _print(model: BaseModel) -> None:
-    print(model.model_dump_json(indent=2))
+def _print(console: Console, model: BaseModel) -> None:
+    print(model.model_dump_json(indent=2), file=console.file)
 
 
 def _fail(message: str) -> int:
