@@ -12,6 +12,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
+from service.dashboard import live
 from service.dashboard.render import STATIC_DIR
 from service.dashboard.routes import dead_letters, jobs, overview, signin
 
@@ -32,6 +33,6 @@ class DashboardStatic(StaticFiles):
 
 def install_dashboard(app: FastAPI) -> None:
     """Serve the dashboard's pages, its event stream and its static files."""
-    for router in (signin.router, overview.router, jobs.router, dead_letters.router):
+    for router in (signin.router, overview.router, jobs.router, dead_letters.router, live.router):
         app.include_router(router)
     app.mount(STATIC_PATH, DashboardStatic(directory=STATIC_DIR), name="dashboard-static")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import Site, csrf_token
+from tests.browser.conftest import LIVE_MS, Site, csrf_token
 from tests.helpers import wait_for_status
 
 pytestmark = pytest.mark.slow
@@ -82,6 +82,14 @@ async def test_another_tenants_key_does_not_see_the_first_tenants_jobs(site: Sit
         assert (await page.request.get(f"{site.url}{path}")).status == 404, path
     await page.goto(f"{site.url}/dashboard/dead-letters")
     await expect(page.get_by_text("No dead letters")).to_be_visible()
+
+    # live: the other tenant's new jobs never reach this page; this tenant's do
+    await page.goto(f"{site.url}/dashboard/jobs")
+    await expect(page.locator("#live-state")).to_have_text("Live")
+    stranger = (await site.submit("diag.noop", {}))["id"]
+    own = (await site.submit("diag.noop", {}, key=acme))["id"]
+    await expect(page.locator(f'tr[data-job-id="{own}"]')).to_be_visible(timeout=LIVE_MS)
+    await expect(page.locator(f'tr[data-job-id="{stranger}"]')).to_have_count(0)
 
 
 async def test_a_post_without_the_csrf_token_is_refused(site: Site) -> None:

@@ -147,7 +147,7 @@ async def test_sign_in_goes_back_only_to_a_dashboard_page(
     assert response.headers["location"] == lands
 
 
-async def test_without_a_session_pages_and_actions_redirect_to_sign_in(
+async def test_without_a_session_pages_redirect_actions_redirect_and_the_stream_is_401(
     browser_like: httpx.AsyncClient,
 ) -> None:
     page = await browser_like.get("/dashboard/dead-letters?type=diag.fail")
@@ -158,6 +158,8 @@ async def test_without_a_session_pages_and_actions_redirect_to_sign_in(
     action = await browser_like.post("/dashboard/dead-letters/purge", data={"csrf_token": "x"})
     assert action.status_code == 303
     assert action.headers["location"] == SIGN_IN
+    stream = await browser_like.get("/dashboard/events")
+    assert stream.status_code == 401
 
 
 async def test_a_session_lasts_the_configured_time(

@@ -22,6 +22,7 @@ from service.api.errors import DeadLetterNotFound, JobNotFound
 from service.api.routes.jobs import CANCEL_WAIT_S
 from service.api.schemas import JOB_ID_PATTERN, JOB_TYPE_PATTERN
 from service.dashboard.deps import CancelAction, DashboardRoute, SessionDep, SubmitAction
+from service.dashboard.live import stream_position
 from service.dashboard.notices import notice_job, notice_text, notice_url
 from service.dashboard.render import STATUSES, page, pager
 from service.dashboard.session import DashboardSession
@@ -68,6 +69,7 @@ async def jobs_page(
         type=type if _JOB_TYPE.fullmatch(type) and len(type) <= 100 else None,
         queue=queue if queue in QUEUE_NAMES else None,
     )
+    after = await stream_position(store.redis, session.tenant)
     jobs, next_cursor = await store.list_jobs(
         session.tenant, filters, limit=PAGE_SIZE, cursor=cursor[:300] or None
     )
@@ -89,6 +91,7 @@ async def jobs_page(
             "type_names": sorted(job_types),
             "queue_names": QUEUE_NAMES,
             "missing_id": missing_id,
+            "events_after": after,
             "example_type": "diag.noop" if "diag.noop" in job_types else min(job_types, default="email.send"),
         },
     )
@@ -127,6 +130,7 @@ async def _detail(
 async def job_page(
     request: Request, job_id: JobId, session: SessionDep, store: StoreDep, dead_letters: DeadLettersDep
 ) -> Response:
+    after = await stream_position(store.redis, session.tenant)
     job = await store.get(job_id, session.tenant)
     context = await _detail(job, session, dead_letters)
     query = request.query_params
@@ -139,6 +143,7 @@ async def job_page(
             "nav": "jobs",
             "notice": notice_text(query),
             "notice_job": notice_job(query),
+            "events_after": after,
         },
     )
 
