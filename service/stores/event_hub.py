@@ -69,7 +69,10 @@ def decode_entry(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> JobEve
         data = json.loads(raw)
     except ValueError:
         data = {"event": "unreadable"}
-    return JobEvent(id=stream_id, data=data if isinstance(data, dict) else {"event": "unreadable"})
+    if not isinstance(data, dict):
+        data = {"event": "unreadable"}
+    data.setdefault("at", stream_id_key(stream_id)[0])  # the entry's id says when it was written (ms)
+    return JobEvent(id=stream_id, data=data)
 
 
 @dataclass(eq=False)

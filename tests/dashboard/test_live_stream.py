@@ -85,7 +85,12 @@ async def test_the_stream_relays_its_tenants_events_with_their_ids_and_nothing_m
         {
             "id": second,
             "event": "progress",
-            "data": {"id": "mine", "event": "progress", "progress": {"current": 1, "total": 2}},
+            "data": {
+                "id": "mine",
+                "event": "progress",
+                "progress": {"current": 1, "total": 2},
+                "at": int(second.split("-")[0]),  # when the event carries none: its entry's time
+            },
         },
     ]
 
