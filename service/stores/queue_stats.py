@@ -35,6 +35,8 @@ class QueueStats:
     cancelled_last_hour: int
     #: seconds since the oldest waiting job fell due (None: nothing waits)
     oldest_waiting_s: float | None
+    #: (succeeded, failed) per minute over the last hour, oldest first: throughput and failures over time
+    per_minute: tuple[tuple[int, int], ...] = ()
 
 
 async def read_queue_stats(redis: Redis, queue_names: Iterable[str]) -> list[QueueStats]:
@@ -59,6 +61,7 @@ async def read_queue_stats(redis: Redis, queue_names: Iterable[str]) -> list[Que
         for bucket in buckets:
             for outcome, count in bucket.items():
                 outcomes[outcome] = outcomes.get(outcome, 0) + int(count)
+        per_minute = tuple((int(b.get(b"succeeded", 0)), int(b.get(b"failed", 0))) for b in buckets)
         oldest = await _oldest_not_running(redis, name, due, now)
         stats.append(
             QueueStats(
@@ -70,6 +73,7 @@ async def read_queue_stats(redis: Redis, queue_names: Iterable[str]) -> list[Que
                 failed_last_hour=outcomes.get(b"failed", 0),
                 cancelled_last_hour=outcomes.get(b"cancelled", 0),
                 oldest_waiting_s=None if oldest is None else max(0.0, (now - oldest) / 1000),
+                per_minute=per_minute,
             )
         )
     return stats

@@ -206,3 +206,23 @@ async def test_the_api_key_is_never_echoed_back(browser_like: httpx.AsyncClient)
     ok = await browser_like.get("/dashboard")
     assert ADMIN_KEY not in ok.text
     assert auth(ADMIN_KEY)["Authorization"] not in ok.text
+
+
+async def test_the_overview_draws_each_queues_last_hour_per_minute(
+    browser_like: httpx.AsyncClient, http: httpx.AsyncClient, run_jobs: Any
+) -> None:
+    for params in ({}, {}):
+        assert (await http.post("/v1/jobs", json={"type": "diag.noop", "params": params})).status_code == 202
+    failing = {"type": "diag.fail", "params": {"times": 5}, "max_attempts": 1}
+    assert (await http.post("/v1/jobs", json=failing)).status_code == 202
+    await run_jobs()
+    await sign_in(browser_like)
+    html = (await browser_like.get("/dashboard")).text
+
+    default_row = html[html.index('data-label="Queue">default') :].split("</tr>")[0]
+    assert 'aria-label="Last hour: 2 succeeded, 1 failed"' in default_row
+    assert 1 <= default_row.count('class="tp-ok"') <= 2  # one bar a minute: this one, or two if it turned
+    assert default_row.count('class="tp-failed"') == 1
+    bulk_row = html[html.index('data-label="Queue">bulk') :].split("</tr>")[0]
+    assert 'aria-label="Last hour: 0 succeeded, 0 failed"' in bulk_row
+    assert "<rect" not in bulk_row
