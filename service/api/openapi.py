@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from jobs.registry import AnyJobType
 from service.api.schemas import JobBatchSubmit, JobSubmit, Problem
-from service.api.submissions import STORABLE_INTS
+from service.api.submissions import MAX_PARAMS_DEPTH, STORABLE_INTS
 
 REF = "#/components/schemas/{model}"
 
@@ -48,8 +48,8 @@ def _variant(
         "type": {"const": job_type.name, "type": "string", "title": "Type"},
         "params": {
             **params_ref,
-            "description": f"At most {max_params_bytes} bytes as JSON; integers within 64 bits (from "
-            f"{STORABLE_INTS.start} to {STORABLE_INTS.stop - 1}).",
+            "description": f"At most {max_params_bytes} bytes as JSON, nested at most {MAX_PARAMS_DEPTH} "
+            f"levels deep; integers within 64 bits (from {STORABLE_INTS.start} to {STORABLE_INTS.stop - 1}).",
             **({} if params_required else {"default": {}}),
         },
         "queue": {

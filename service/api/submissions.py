@@ -19,6 +19,9 @@ from service.config import Settings
 
 #: the integers msgpack, what the job store writes, can hold
 STORABLE_INTS = range(-(2**63), 2**64)
+#: how deep params may nest (objects and lists in one another): deeper is a 422, never a 500 from a
+#: serializer's or the interpreter's recursion limit
+MAX_PARAMS_DEPTH = 32
 
 
 def _invalid(loc: tuple[str | int, ...], message: str, code: str = "value_error") -> RequestValidationError:
@@ -32,6 +35,8 @@ def prepare(
     job_type = job_types.get(submit.type)
     if job_type is None:
         raise UnknownJobType(f"No job type named {submit.type!r}; GET /v1/job-types lists them.")
+    if _nests_deeper_than(submit.params, MAX_PARAMS_DEPTH):
+        raise _invalid(("params",), f"params nest more than {MAX_PARAMS_DEPTH} levels deep", "too_deep")
     size = len(json.dumps(submit.params, separators=(",", ":")))
     if size > settings.max_params_bytes:
         raise _invalid(("params",), f"params take {size} bytes as JSON; at most {settings.max_params_bytes}")
@@ -119,3 +124,16 @@ def request_fingerprint(submit: JobSubmit) -> str:
     """A digest of the submission as sent, to tell a replay from a different request under one key."""
     body: dict[str, Any] = submit.model_dump(mode="json", exclude_unset=True)
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` holds objects or lists more than ``limit`` levels deep; walked without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False

@@ -105,3 +105,40 @@ async def test_every_size_and_shape_limit_answers_a_clear_4xx_and_writes_nothing
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert await redis.dbsize() == 0
+
+
+def webhook_nested(depth: int) -> bytes:
+    """A webhook.deliver submit whose payload is ``{"a": {"a": … {}}}``, ``depth`` objects deep, written as
+    text: a client's own JSON encoder would stop at its recursion limit first."""
+    payload = '{"a":' * (depth - 1) + "{}" + "}" * (depth - 1)
+    params = f'{{"url": "https://example.com/hook", "payload": {payload}}}'
+    return f'{{"type": "webhook.deliver", "params": {params}}}'.encode()
+
+
+@pytest.mark.parametrize(
+    ("depth", "status"),
+    [
+        (33, 422),  # one level past the limit
+        (400, 422),  # used to reach the serializers' recursion limits: a 500
+        (5_000, 400),  # past what the server parses as JSON at all: the body is refused as unreadable
+    ],
+)
+async def test_params_nested_too_deep_are_refused_with_a_problem_and_nothing_is_written(
+    http: httpx.AsyncClient, redis: ArqRedis, depth: int, status: int
+) -> None:
+    body = webhook_nested(depth)
+    json_headers = {"content-type": "application/json"}
+    response = await http.post("/v1/jobs", content=body, headers=json_headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    if status == 422:
+        assert [e["pointer"] for e in response.json()["errors"]] == ["/params"]
+    batch = await http.post("/v1/jobs:batch", content=b'{"jobs": [' + body + b"]}", headers=json_headers)
+    assert batch.status_code == status, batch.text
+    assert await redis.dbsize() == 0
+
+
+async def test_params_at_the_nesting_limit_are_accepted(http: httpx.AsyncClient) -> None:
+    body = webhook_nested(30)  # with params and payload themselves: 32 levels
+    response = await http.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 202, response.text
