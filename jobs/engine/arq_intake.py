@@ -5,8 +5,8 @@ nothing else; jobsvc's workers claim from the structures jobsvc's submit scripts
 scripts count jobsvc's own entries in each ARQ queue (``keys.ARQ_OWNED``; each entry is also marked in its
 job's meta) and change that count in the same step as the queue, and a worker reads ``ZCARD - count``:
 
-- **Look** every :data:`LOOK_EVERY_S`. An idle worker caps its blocking wait to that and reads the
-  differences in the same round trip (one more command); a busy one spends one round trip per look.
+- **Look** every :data:`LOOK_EVERY_S`: one round trip. An idle worker caps its blocking wait to that;
+  a wake-up for jobsvc's own jobs goes to the claim first, never through a look.
 - **Find**, only when a difference is not one the worker already accounts for (jobs held back by the
   tenant's quota, or a drift learnt from a fruitless full pass): first the entries due in a window
   around now (``WINDOW_MS`` either side of the time since the last look), where new arrivals are, so the
@@ -160,20 +160,14 @@ class ArqIntake:
         self.rules = rules
         self.worker_id = worker_id
         self.looks = {name: QueueLook(name) for name in queues}
+        self._differences = redis.register_script(scripts.ARQ_DIFFERENCES)
         self._find = redis.register_script(scripts.FIND_FOREIGN)
         self._adopt = redis.register_script(scripts.ADOPT_FOREIGN)
         self._checked_at = float("-inf")
-        #: differences read (in the idle worker's blocking round trip) and not yet acted on
-        self._unread = False
 
-    def check_on(self, pipe: Any) -> None:
-        """Queue the read of the differences on ``pipe``, e.g. after the idle worker's blocking wait.
-        EVAL, not EVALSHA: a pipeline with a registered script first asks whether it is loaded."""
-        pipe.eval(scripts.ARQ_DIFFERENCES, 0, *self.looks)
-
-    def checked(self, raw: Any) -> None:
-        """What ``check_on`` read. Where it accounts for every entry, nothing foreign came before now: the
-        next window need not reach further back than that (what it reads stays what arrives)."""
+    def _note(self, raw: Any) -> None:
+        """What the differences script read. Where it accounts for every entry, nothing foreign came before
+        now: the next window need not reach further back than that (what it reads stays what arrives)."""
         now_ms, differences = decode_arq_differences(raw, list(self.looks))
         for queue, difference in differences.items():
             look = self.looks[queue]
@@ -181,11 +175,10 @@ class ArqIntake:
             if look.unexplained == 0 and look.cursor is None and not look.held:
                 look.window_from_ms = now_ms - WINDOW_MS
         self._checked_at = time.monotonic()
-        self._unread = True
 
     def seconds_to_next_look(self) -> float:
         """How long the worker may block before its next look: 0 while one has steps left."""
-        if self._unread or any(look.under_way for look in self.looks.values()):
+        if any(look.under_way for look in self.looks.values()):
             return 0.0
         return max(0.0, self._checked_at + LOOK_EVERY_S - time.monotonic())
 
@@ -195,9 +188,8 @@ class ArqIntake:
     async def look(self, *, check: bool = False) -> bool:
         """Read the differences unless just read (always with ``check``), then look for foreign jobs where
         they say there are some, a full pass one bounded step at a time. True when jobs were adopted."""
-        if check or (not self._unread and time.monotonic() - self._checked_at >= LOOK_EVERY_S):
-            self.checked(await self.redis.eval(scripts.ARQ_DIFFERENCES, 0, *self.looks))  # type: ignore[misc]
-        self._unread = False
+        if check or time.monotonic() - self._checked_at >= LOOK_EVERY_S:
+            self._note(await self._differences(args=list(self.looks)))
         adopted = 0
         for look in self.looks.values():
             adopted += await self._look_at(look)

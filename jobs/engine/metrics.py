@@ -1,8 +1,12 @@
-"""The cluster's job counters, as the scripts write them into one hash (``keys.METRICS``).
+"""The cluster's job counters, in one hash (``keys.METRICS``) that any API process reads in one ``HGETALL``
+(``GET /metrics``): no scrape target per worker.
 
-Workers keep no counts of their own: the scripts that submit, start and end a job count it in Redis, so
-any API process reads the whole cluster's figures in one ``HGETALL`` (``GET /metrics``). Fields are
-``|``-separated, never hold a job id, and so stay few (types x queues x outcomes x buckets)::
+Who counts what: the submit scripts count submissions, and the scripts that end a job away from a worker
+(a cancel before it starts, an ARQ producer's job refused) count those ends. A worker tallies what its
+own attempts do (:class:`Tally`: queue waits, run times, ends, retries) in memory and adds the tally to
+the hash with its heartbeat and when it stops: the hot path's scripts write no counters, and a worker
+killed outright loses at most one heartbeat's tally. Fields are ``|``-separated, never hold a job id,
+and so stay few (types x queues x outcomes x buckets)::
 
     s|<type>|<queue>                       jobs submitted
     f|<type>|<queue>|<outcome>             jobs that ended: succeeded, failed, cancelled, expired
@@ -13,8 +17,12 @@ any API process reads the whole cluster's figures in one ``HGETALL`` (``GET /met
 
 from __future__ import annotations
 
-from collections import defaultdict
+import bisect
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
+
+from jobs.engine import keys
 
 #: upper bounds of the histogram buckets, in ms (the last bucket, +Inf, is implied)
 BUCKETS_MS: tuple[int, ...] = (
@@ -76,3 +84,48 @@ def parse_counters(raw: dict[bytes, bytes]) -> JobCounters:
             histograms = counters.run if kind == "rs" else counters.wait
             histograms[labels[0], labels[1]].sum_ms += number
     return counters
+
+
+def bucket_of(ms: int) -> int:
+    """The histogram bucket of a duration: the first whose upper bound it does not exceed (as the
+    scripts' ``observe_ms`` finds it); ``len(BUCKETS_MS)`` is +Inf."""
+    return bisect.bisect_left(BUCKETS_MS, ms)
+
+
+class Tally:
+    """What one worker's attempts did since it last wrote them, as increments of the hash's fields."""
+
+    def __init__(self) -> None:
+        self._fields: Counter[str] = Counter()
+
+    def claimed(self, job_type: str, queue: str, waited_ms: int) -> None:
+        self._observe("w", f"{job_type}|{queue}", waited_ms)
+
+    def ended(self, job_type: str, queue: str, outcome: str, ran_ms: int) -> None:
+        labels = f"{job_type}|{queue}"
+        self._fields[f"f|{labels}|{outcome}"] += 1
+        self._observe("r", labels, ran_ms)
+
+    def retried(self, job_type: str, queue: str) -> None:
+        self._fields[f"r|{job_type}|{queue}"] += 1
+
+    def _observe(self, kind: str, labels: str, ms: int) -> None:
+        if ms < 0:
+            ms = 0
+        fields = self._fields
+        fields[f"{kind}b|{labels}|{bisect.bisect_left(BUCKETS_MS, ms)}"] += 1
+        fields[f"{kind}s|{labels}"] += ms
+
+    def take(self) -> dict[str, int]:
+        """The increments so far, forgotten here: write them, or :meth:`give_back` those that failed."""
+        taken, self._fields = dict(self._fields), Counter()
+        return taken
+
+    def give_back(self, taken: dict[str, int]) -> None:
+        self._fields.update(taken)
+
+
+def write_tally(pipe: Any, taken: dict[str, int]) -> None:
+    """Queue the adding of a :meth:`Tally.take` to the cluster's counters on ``pipe``."""
+    for name, increment in taken.items():
+        pipe.hincrby(keys.METRICS, name, increment)

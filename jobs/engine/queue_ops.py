@@ -175,7 +175,7 @@ QuotaOutcome = Literal["over_open", "over_rate"]
 SubmitOutcome = Literal[EnqueueOutcome, QuotaOutcome, "duplicate"]
 ParentsOutcome = Literal["ok", "unknown_parent", "parent_failed", "parent_cancelled"]
 TickOutcome = Literal["created", "taken", "skipped", "exists"]
-ReleaseOutcome = Literal["ended", "settle", "again", "gone"]
+ReleaseOutcome = Literal["ended", "settle", "ended_earlier", "again", "gone"]
 CancelOutcome = Literal["cancelled", "finished", "running", "missing"]
 ReplayOutcome = Literal["marked", "replayed", "gone"]
 
@@ -225,6 +225,11 @@ class Claim:
     queue: str
     slot: str
     start: ClaimedStart | None = None
+    #: the job's type, and how long it waited from due to claimed (ms), for the worker's metrics tally
+    job_type: str = ""
+    waited_ms: int = 0
+    #: when the claim was read (``time.monotonic()``): the start of its run time
+    claimed_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -300,8 +305,10 @@ def decode_claim(raw: Any, queue_names: Sequence[str]) -> ClaimReply:
             queue=q.decode(),
             slot=slot.decode(),
             start=ClaimedStart(record=record, job_try=int(tries), aborted=bool(aborted)),
+            job_type=job_type.decode(),
+            waited_ms=int(waited),
         )
-        for i, s, q, slot, record, tries, aborted in raw_claims
+        for i, s, q, slot, record, tries, aborted, job_type, waited in raw_claims
     ]
     due = int(next_due)
     new_credits = {name: int(credit) for name, credit in zip(queue_names, credits, strict=True)}

@@ -40,8 +40,9 @@ import os
 import signal
 import socket
 import time
+import typing
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,6 +62,7 @@ from jobs.engine.connection import (
     raise_if_cancelling,
     until_redis_answers,
 )
+from jobs.engine.metrics import Tally, write_tally
 from jobs.engine.queue_ops import Claim, JobQueues, enqueue_call, new_job, settle_dependents
 from jobs.engine.records import CANCELLED_ERROR_TYPE
 from jobs.schedules import Schedule
@@ -120,6 +122,7 @@ class JobsvcWorker(ArqHost):
     intake: ArqIntake
     claims: dict[str, Claim]
     handed_back: set[str]
+    tally: Tally
     _last_beat: float
     _last_renewal: float
     _last_abort_check: float
@@ -148,6 +151,7 @@ class JobsvcWorker(ArqHost):
         )
         self.claims = {}
         self.handed_back = set()
+        self.tally = Tally()
         self._last_beat = 0.0
         self._last_renewal = 0.0
         self._last_abort_check = 0.0
@@ -183,17 +187,34 @@ class JobsvcWorker(ArqHost):
         ]
 
     async def beat(self) -> None:
-        """One round trip: renew the leases of running jobs, record this worker as alive, and read what
-        the served queues hold for it (ready work, their timers, ended jobs whose dependents a crash left
-        waiting), so that an idle worker costs Redis a handful of commands per heartbeat."""
+        """One round trip: renew the leases of running jobs, add the metrics tally to the cluster's
+        counters, record this worker as alive, and read what the served queues hold for it (ready work,
+        their timers, ended jobs whose dependents a crash left waiting), so that an idle worker costs
+        Redis a handful of commands per heartbeat."""
         self._last_beat = self._last_renewal = time.monotonic()
         lease_ms = int(self.engine.lease_s * 1000)
         ttl_ms = int(self.engine.heartbeat_s * 3000)
         running = self._running_claims()
         served = [name for name, _ in self.engine.queues]
+        tally = self.tally.take()
+        try:
+            ready, timers, leftovers = await self._beat_round_trip(lease_ms, ttl_ms, running, served, tally)
+        except BaseException:
+            self.tally.give_back(tally)
+            raise
+        if ready:
+            self._look_now = True
+        self._look_at_ms = min([self._look_at_ms, *(t for t in timers if t is not None)])
+        if leftovers:
+            await settle_dependents(self.queues, [p.decode() for p in leftovers], self.engine.retention_s)
+
+    async def _beat_round_trip(
+        self, lease_ms: int, ttl_ms: int, running: list[Claim], served: list[str], tally: dict[str, int]
+    ) -> list[Any]:
         async with self.pool.pipeline(transaction=False) as pipe:
             if running:
                 await self.queues.renew(lease_ms, running, client=pipe)
+            write_tally(pipe, tally)
             pipe.zadd(keys.WORKERS, {self.worker_id: now_ms()})
             pipe.hset(
                 keys.worker_record(self.worker_id),
@@ -214,12 +235,8 @@ class JobsvcWorker(ArqHost):
             pipe.exists(*(keys.ready(name) for name in served))
             pipe.zmscore(keys.TIMERS, served)
             pipe.zrangebyscore(keys.SETTLING, "-inf", now_ms() - lease_ms, start=0, num=100)
-            *_, ready, timers, leftovers = await pipe.execute()
-        if ready:
-            self._look_now = True
-        self._look_at_ms = min([self._look_at_ms, *(t for t in timers if t is not None)])
-        if leftovers:
-            await settle_dependents(self.queues, [p.decode() for p in leftovers], self.engine.retention_s)
+            replies: list[Any] = (await pipe.execute())[-3:]
+        return replies
 
     # -- claiming jobs ---------------------------------------------------------------------------------
 
@@ -292,6 +309,7 @@ class JobsvcWorker(ArqHost):
         await self.sem.acquire()  # never waits: only free slots were claimed
         self.job_counter += 1
         self.claims[claim.job_id] = claim
+        self.tally.claimed(claim.job_type, claim.queue, claim.waited_ms)
         context = contextvars.copy_context()
         if claim.start is not None:
             context.run(claimed_start.set, (claim.job_id, claim.start))
@@ -306,7 +324,8 @@ class JobsvcWorker(ArqHost):
     async def _wait_for_work(self) -> None:
         """Block until work may be there: a wake-up token, a freed slot, a queue's timer (a deferred job
         falls due, a lease lapses), a cron tick, the next heartbeat or the next look for jobs from ARQ's
-        own producers, ``idle_wait_s`` at most. That look is read in the blocking wait's round trip."""
+        own producers, ``idle_wait_s`` at most. A wake-up goes straight to the claim: the look waits for
+        its own turn, so that it never stands between a new job and its start."""
         timeout = min(
             self.engine.idle_wait_s,
             MAX_BLOCK_S,
@@ -325,13 +344,9 @@ class JobsvcWorker(ArqHost):
                 self._look_now = True
         elif timeout >= 0.01:
             wake_keys = [keys.wake(name) for name, _ in self.engine.queues]
-            async with self.pool.pipeline(transaction=False) as pipe:
-                # redis-py types the timeout as int; Redis 6+ takes seconds with decimals
-                pipe.blpop(wake_keys, timeout=timeout)  # type: ignore[arg-type]
-                self.intake.check_on(pipe)  # read when the wait ends, in the same round trip
-                woken, differences = await pipe.execute()
-            self.intake.checked(differences)
-            if woken is not None:
+            # redis-py types the timeout as int; Redis 6+ takes seconds with decimals
+            blocking = self.pool.blpop(wake_keys, timeout=timeout)  # type: ignore[arg-type]
+            if await typing.cast(Awaitable[Any], blocking) is not None:
                 self._look_now = True
         else:
             await asyncio.sleep(timeout)
@@ -420,6 +435,11 @@ class JobsvcWorker(ArqHost):
 
         reply = await until_redis_answers(record, f"recording the end of job {job_id}")
         self.handed_back.discard(job_id)
+        if reply in ("ended", "settle") and outcome:
+            ran_ms = int((time.monotonic() - claim.claimed_at) * 1000)
+            self.tally.ended(claim.job_type, claim.queue, outcome, ran_ms)
+        elif reply == "again" and not handed_back:
+            self.tally.retried(claim.job_type, claim.queue)
         # A retry due at once can be claimed again, here, before this attempt's task gets the answer:
         # the claim to forget is this attempt's, not the next one's.
         if self.claims.get(job_id) is claim:
@@ -477,6 +497,7 @@ class JobsvcWorker(ArqHost):
             return
         with contextlib.suppress(*REDIS_DOWN):
             async with self.pool.pipeline(transaction=False) as pipe:
+                write_tally(pipe, self.tally.take())
                 pipe.zrem(keys.WORKERS, self.worker_id)
                 pipe.delete(keys.worker_record(self.worker_id))
                 pipe.delete(self.health_check_key)

@@ -3,6 +3,7 @@ text format; they agree exactly with what the API reports for the same jobs; clo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -66,6 +67,25 @@ async def test_counters_agree_exactly_with_the_api_after_a_run(
     assert value(found, "jobsvc_job_queue_wait_seconds_count", type="diag.noop", queue="default") == ran
     assert retried["id"] not in text  # no job ids in labels
     assert failing["id"] not in text
+
+
+async def test_a_running_worker_adds_what_its_jobs_did_with_its_heartbeat(
+    http: httpx.AsyncClient, background_worker: Any, settings: Settings
+) -> None:
+    async with background_worker():
+        job = await submit(http, "diag.noop", {})
+        assert (await http.get(f"/v1/jobs/{job['id']}?wait=10")).json()["status"] == "succeeded"
+        finished = 0.0
+        for _ in range(int(4 * settings.worker_heartbeat_s / 0.05)):  # a few heartbeats at most
+            found = samples((await http.get("/metrics")).text)
+            labels = {"type": "diag.noop", "queue": "default"}
+            finished = value(found, "jobsvc_jobs_finished_total", outcome="succeeded", **labels)
+            if finished:
+                break
+            await asyncio.sleep(0.05)
+        assert finished == 1
+        assert value(found, "jobsvc_job_run_seconds_count", **labels) == 1
+        assert value(found, "jobsvc_job_queue_wait_seconds_count", **labels) == 1
 
 
 async def test_queue_gauges_show_depth_and_the_oldest_ready_age(

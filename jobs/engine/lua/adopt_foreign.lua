@@ -64,7 +64,7 @@ local function fail(id, q, item, now)
   redis.call('ZADD', '${DEAD_LETTERS_PREFIX}' .. tenant, fmt(now), id)
   redis.call('PEXPIRE', result_key(id), item[8])
   redis.call('PEXPIRE', meta_key(id), item[8])
-  record_outcome(q, id, 'failed', now)
+  record_outcome(q, id, 'failed', now, false)
 end
 
 local outcomes = {}

@@ -35,5 +35,5 @@ redis.call('PEXPIRE', job_key(id), 60000)
 redis.call('SET', result_key(id), ARGV[2], 'PX', ARGV[3])
 redis.call('HSET', meta_key(id), 'cancel_requested', fmt(now))
 redis.call('PEXPIRE', meta_key(id), ARGV[3])
-record_outcome(q, id, 'cancelled', now)
+record_outcome(q, id, 'cancelled', now, false)
 return 'cancelled'

@@ -8,8 +8,9 @@
 --       c = at most running}), then per queue [i] name, [i+1] weight, [i+2] round-robin credit
 -- Replies {claims, next_due, credits}:
 --   claims    a list, one {id, ARQ queue score, queue, limit slot ('' for none), job record ('' if
---             gone), attempt number, aborted (0/1)} per job taken (possibly none); the last three are
---             what ARQ's ``run_job`` reads first, read here instead
+--             gone), attempt number, aborted (0/1), job type, queue wait ms (due -> now)} per job taken
+--             (possibly none); record, attempt and aborted are what ARQ's ``run_job`` reads first, read
+--             here instead; type and wait go into the worker's metrics tally (jobs.engine.metrics)
 --   next_due  the earliest of the queues' timers (a deferred job falls due or a lease lapses, ms), or
 --             -1 when none; each queue's timer is also written to the timers set
 --   credits   the queues' weighted round-robin credits, in ARGV's order, for the next claim
@@ -29,7 +30,6 @@
 --- @include "release_slot"
 --- @include "emit_event"
 --- @include "emit_status"
---- @include "observe_ms"
 
 local function limit_key(name) return '${LIMIT_PREFIX}' .. name end
 
@@ -141,8 +141,8 @@ local function claim_from(q, quota)
         local aborted = redis.call('ZREM', '${ABORT_SET}', id)
         local jtype = m[1] or ''
         emit_event(m[4] or '${DEFAULT_TENANT}', id, jtype, q, 'status', 'in_progress', {attempt = tries})
-        observe_ms('w', jtype .. '|' .. q, now - tonumber(score))
-        table.insert(claims, {id, score, q, slot, record or '', tries, aborted})
+        local waited = math.max(now - tonumber(score), 0)
+        table.insert(claims, {id, score, q, slot, record or '', tries, aborted, jtype, fmt(waited)})
         taken = taken + 1
       end
     end

@@ -9,8 +9,10 @@
 --       outcome ('succeeded', 'failed', 'cancelled' or ''), [11] bury among the dead letters (0/1),
 --       [12] dead letter retention ms
 -- Replies:
---   'ended'                          the job ended
+--   'ended'                          the job ended (its outcome, if one was given, recorded now)
 --   'settle'                         the job ended and dependents wait to be settled (settle_dependents.lua)
+--   'ended_earlier'                  the job ended, but its end had been recorded before (outcome, counts
+--                                    and event are that first end's)
 --   'again'                          the job waits in line again
 --   'gone'                           the job was deleted while it ran (purge_job.lua), or is to wait
 --                                    again but no longer waits in ARQ's queue: only its lock, lease and
@@ -34,7 +36,6 @@
 --- @include "release_slot"
 --- @include "record_outcome"
 --- @include "emit_event"
---- @include "count_metric"
 --- @include "remove_arq_entry"
 
 local id, q, slot, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -61,10 +62,7 @@ if mode == 'again' then
   place(q, id, due, priority_of(id), now)
   local m = redis.call('HMGET', meta_key(id), 'tenant', 'type')
   local reason = 'handed_back'
-  if ARGV[9] ~= '1' then
-    reason = 'retry'
-    count_metric('r|' .. (m[2] or '') .. '|' .. q, 1)
-  end
+  if ARGV[9] ~= '1' then reason = 'retry' end  -- the worker tallies the retry (jobs.engine.metrics)
   local status = 'queued'
   if due > now then status = 'deferred' end
   emit_event(m[1] or '${DEFAULT_TENANT}', id, m[2] or '', q, 'status', status, {reason = reason})
@@ -93,5 +91,5 @@ redis.call('ZREM', '${ABORT_SET}', id)
 remove_arq_entry(q, id)
 redis.call('ZREM', ready_key(q), id)
 redis.call('ZREM', deferred_key(q), id)
-if record_outcome(q, id, ARGV[10], now) then return 'settle' end
-return 'ended'
+-- the worker tallies this end in its own counters (jobs.engine.metrics.Tally) when it is the first
+return record_outcome(q, id, ARGV[10], now, true)

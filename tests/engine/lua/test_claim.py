@@ -27,6 +27,17 @@ async def test_claim_takes_a_ready_job_with_what_arqs_run_job_reads_first(
     assert await redis.zcard(keys.ready(Q)) == 0
 
 
+async def test_claim_reports_the_type_and_queue_wait_for_the_workers_metrics(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await submitted(queues, "j1")
+    await redis.zadd(keys.arq_queue(Q), {"j1": now_ms() - 1_500}, xx=True)  # due 1.5 s ago
+    [claim] = await claim_all(queues)
+    assert claim.job_type == "diag.noop"
+    assert 1_500 <= claim.waited_ms < 1_500 + 1_000
+    assert await redis.hgetall(keys.METRICS) == {b"s|diag.noop|default": b"1"}  # the wait is the worker's
+
+
 async def test_claim_takes_higher_priorities_first_then_first_come(queues: JobQueues) -> None:
     for job_id, priority in (("low", 1), ("high-1", 9), ("mid", 5), ("high-2", 9)):
         await submitted(queues, job_id, priority=priority)

@@ -50,10 +50,23 @@ async def test_release_claim_answers_settle_when_dependents_wait(queues: JobQueu
 async def test_release_claim_records_an_outcome_once(queues: JobQueues, redis: ArqRedis) -> None:
     claim = await claimed(queues, "j1")
     await submitted(queues, "other")  # keeps the tenant's open count above zero
-    for _ in range(2):
+    replies = [
         await queues.release(claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="failed")
+        for _ in range(2)
+    ]
+    assert replies == ["ended", "ended_earlier"]  # the worker tallies the first end only
     assert await redis.get(keys.tenant_open_jobs(keys.DEFAULT_TENANT)) == b"1"
     assert await redis.hgetall(keys.queue_stats(Q, now_ms() // 60_000)) == {b"failed": b"1"}
+
+
+async def test_release_claim_leaves_the_counters_to_the_worker(queues: JobQueues, redis: ArqRedis) -> None:
+    """Ends and retries of a worker's attempts are in its tally (jobs.engine.metrics.Tally), not here."""
+    retried = await claimed(queues, "retried")
+    assert await queues.release(retried, ended=False, delay_ms=0) == "again"
+    ended = (await claim_all(queues))[0]
+    await queues.release(ended, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded")
+    counters = await redis.hgetall(keys.METRICS)
+    assert [name for name in counters if not name.startswith(b"s|")] == []
 
 
 async def test_release_claim_puts_a_retry_back_in_line_after_its_delay(
