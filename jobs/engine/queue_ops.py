@@ -24,6 +24,7 @@ from jobs.engine import keys
 from jobs.engine import lua as scripts
 from jobs.engine.codec import deserialize, serialize
 from jobs.engine.records import CANCELLED_ERROR_TYPE
+from jobs.engine.script_batches import ScriptBatcher
 from jobs.limits import partition_of
 
 
@@ -387,7 +388,8 @@ class JobQueues:
         self._schedule_tick = redis.register_script(scripts.SCHEDULE_TICK)
         self._claim = redis.register_script(scripts.CLAIM)
         self._renew_leases = redis.register_script(scripts.RENEW_LEASES)
-        self._release_claim = redis.register_script(scripts.RELEASE_CLAIM)
+        #: a worker ends many attempts at once: their releases go to Redis together
+        self._release_claim = ScriptBatcher(redis, scripts.RELEASE_CLAIM)
         self._cancel_waiting = redis.register_script(scripts.CANCEL_WAITING)
         self._settle_dependents = redis.register_script(scripts.SETTLE_DEPENDENTS)
 
@@ -486,8 +488,8 @@ class JobQueues:
         """End an attempt: ``ended`` with its result (and outcome), or back in line after ``delay_ms``.
         Answers ``settle`` when the job ended and others wait for it."""
         return decode_release_claim(
-            await self._release_claim(
-                args=[
+            await self._release_claim.call(
+                [
                     claim.job_id,
                     claim.queue,
                     claim.slot,
