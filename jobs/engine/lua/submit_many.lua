@@ -8,9 +8,11 @@
 
 --- @include "unpack_job"
 --- @include "enqueue"
+--- @include "write_counts"
 
-local replies = {}
+local replies, tally = {}, {}
 for i, item in ipairs(cmsgpack.unpack(ARGV[1])) do
-  replies[i] = enqueue(unpack_job(item[2]), item[1])
+  replies[i] = enqueue(unpack_job(item[2]), item[1], tally)
 end
+write_counts(tally)
 return replies

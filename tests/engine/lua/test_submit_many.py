@@ -52,3 +52,17 @@ async def test_submit_many_answers_every_job_of_a_batch_longer_than_a_chunk(queu
     calls = [job_call(f"j{i}") for i in range(SUBMIT_MANY_CHUNK + 50)]
     replies = await queues.submit_many(calls)
     assert [reply.outcome for reply in replies] == ["created"] * len(calls)
+
+
+async def test_submit_many_counts_what_it_created_once_per_counter(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """The submitted counters and jobsvc's count of its own ARQ entries add up the created jobs only
+    (a taken id adds nothing), each written once at the batch's end."""
+    await submitted(queues, "taken")
+    calls = [job_call("taken"), *(job_call(f"n{i}") for i in range(3)), job_call("f", type="diag.fail")]
+    await queues.submit_many(calls)
+    counters = await redis.hgetall(keys.METRICS)
+    assert counters == {b"s|diag.noop|default": b"4", b"s|diag.fail|default": b"1"}
+    assert await redis.hget(keys.ARQ_OWNED, keys.DEFAULT_QUEUE) == b"5"
+    assert await redis.hget(keys.job_meta("f"), keys.ARQ_ENTRY_FIELD) == keys.DEFAULT_QUEUE.encode()

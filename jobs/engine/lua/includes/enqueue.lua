@@ -9,14 +9,15 @@
 --- @include "parents_pending"
 --- @include "place"
 --- @include "emit_event"
---- @include "count_metric"
+--- @include "add_count"
 --- @include "count_arq_entry"
 
 -- Write one job (``a``, as ``unpack_job`` gives it): ARQ's record and queue entry, jobsvc's meta and
 -- indexes (``index_keys``), and its place in line, or in its parents' lists of dependents. Replies
 -- {'created', parents waited for}, {'exists', ''} (its id is taken), or the parents' refusal. With
 -- ``a.adopted``, the job is one of ARQ's own producers' (adopt_foreign.lua): its id is its own already.
-local function enqueue(a, index_keys)
+-- ``tally``: nil to write the counters at once, or a batch's table of them (add_count).
+local function enqueue(a, index_keys, tally)
   local id = a.id
   local now = now_ms()
   if not a.adopted and redis.call('EXISTS', job_key(id), result_key(id)) > 0 then return {'exists', ''} end
@@ -26,7 +27,7 @@ local function enqueue(a, index_keys)
   redis.call('ZADD', arq_queue_key(a.queue), fmt(a.due), id)
   redis.call('HSET', meta_key(id), 'type', a.type, 'queue', a.queue, 'priority', a.priority,
              'tenant', a.tenant, unpack(a.meta))
-  count_arq_entry(a.queue, id)
+  count_arq_entry(a.queue, id, tally)
   if #pending > 0 then
     redis.call('HSET', meta_key(id), 'waiting_for', #pending)
     for _, parent in ipairs(pending) do
@@ -45,6 +46,6 @@ local function enqueue(a, index_keys)
   local status = 'queued'
   if #pending == 0 and a.due > now then status = 'deferred' end
   emit_event(a.tenant, id, a.type, a.queue, 'status', status, nil)
-  count_metric('s|' .. a.type .. '|' .. a.queue, 1)
+  add_count(tally, '${METRICS}', 's|' .. a.type .. '|' .. a.queue, 1)
   return {'created', tostring(#pending)}
 end
