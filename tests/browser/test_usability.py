@@ -45,6 +45,9 @@ async def test_signing_in_and_moving_around_with_the_keyboard_only(site: Site) -
     assert await focused(page) == {"tag": "button", "text": "Sign in", "ring": "yes"}
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
+    # a fragment followed before the page has loaded is scrolled to, and focused, again at its load:
+    # the keys below are a user's on a loaded page
+    await page.wait_for_load_state("load")
 
     # the skip link jumps over the header; the header's links come in reading order
     await page.keyboard.press("Tab")
