@@ -163,6 +163,8 @@ def wake(queue: str) -> str:
 
 #: counter giving every job that becomes ready its place in line
 READY_SEQUENCE = f"{PREFIX}seq"
+#: the source of lease tokens: each claim holds the next, in its job's in-progress lock (fencing)
+LEASE_SEQUENCE = f"{PREFIX}lease_seq"
 
 #: hash: queue -> how many entries of the queue's ARQ sorted set (``arq_queue``) jobsvc wrote; each such
 #: job's meta holds ``ARQ_ENTRY_FIELD`` (the queue it was counted in). ZCARD minus the count is what ARQ's

@@ -17,16 +17,17 @@ logger = logging.getLogger("jobsvc.jobs")
 class ProgressReporter:
     """Writes ``{"current", "total", "message"}`` into the job's record and its tenant's event stream."""
 
-    def __init__(self, redis: Redis, job_id: str) -> None:
+    def __init__(self, redis: Redis, job_id: str, lease_token: str = "") -> None:
         self._redis = redis
         self._job_id = job_id
+        self._lease_token = lease_token
         self._report = redis.register_script(scripts.REPORT_PROGRESS)
 
     async def report(self, current: int, total: int | None = None, message: str | None = None) -> None:
         """Best effort: while Redis is unavailable the report is dropped, never the job."""
         value = json.dumps({"current": current, "total": total, "message": message})
         try:
-            decode_report_progress(await self._report(args=[self._job_id, value]))
+            decode_report_progress(await self._report(args=[self._job_id, value, self._lease_token]))
         except REDIS_DOWN as exc:
             logger.warning(
                 "progress of job %s not recorded: redis unavailable (%s)", self._job_id, type(exc).__name__

@@ -8,6 +8,7 @@ header lists and what Python expects are compared in one place; anything else is
 
 from __future__ import annotations
 
+import contextvars
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -176,7 +177,7 @@ QuotaOutcome = Literal["over_open", "over_rate"]
 SubmitOutcome = Literal[EnqueueOutcome, QuotaOutcome, "duplicate"]
 ParentsOutcome = Literal["ok", "unknown_parent", "parent_failed", "parent_cancelled"]
 TickOutcome = Literal["created", "taken", "skipped", "exists"]
-ReleaseOutcome = Literal["ended", "settle", "ended_earlier", "again", "gone"]
+ReleaseOutcome = Literal["ended", "settle", "ended_earlier", "again", "gone", "stale"]
 CancelOutcome = Literal["cancelled", "finished", "running", "missing"]
 ReplayOutcome = Literal["marked", "replayed", "gone"]
 
@@ -231,6 +232,14 @@ class Claim:
     waited_ms: int = 0
     #: when the claim was read (``time.monotonic()``): the start of its run time
     claimed_at: float = field(default_factory=time.monotonic)
+    #: the lease token its lock holds: renewals and the release of this attempt bring it, and change
+    #: nothing once another claim holds the job ('' for a claim made elsewhere)
+    token: str = ""
+
+
+#: the lease token of the attempt the current task runs ('' outside a claimed attempt): what it writes
+#: while it runs (progress) is refused once another claim holds its job
+attempt_lease_token: contextvars.ContextVar[str] = contextvars.ContextVar("jobsvc_lease_token", default="")
 
 
 @dataclass(frozen=True)
@@ -308,17 +317,20 @@ def decode_claim(raw: Any, queue_names: Sequence[str]) -> ClaimReply:
             start=ClaimedStart(record=record, job_try=int(tries), aborted=bool(aborted)),
             job_type=job_type.decode(),
             waited_ms=int(waited),
+            token=token.decode(),
         )
-        for i, s, q, slot, record, tries, aborted, job_type, waited in raw_claims
+        for i, s, q, slot, record, tries, aborted, job_type, waited, token in raw_claims
     ]
     due = int(next_due)
     new_credits = {name: int(credit) for name, credit in zip(queue_names, credits, strict=True)}
     return ClaimReply(claims=claims, next_due_ms=due if due >= 0 else None, credits=new_credits)
 
 
-def decode_renew_leases(raw: Any) -> None:
-    if raw != 0:
-        raise UnexpectedReply(f"renew_leases: {raw!r}, not 0")
+def decode_renew_leases(raw: Any) -> list[str]:
+    """The ids of the jobs whose leases were lost."""
+    if not isinstance(raw, list):
+        raise UnexpectedReply(f"renew_leases: {raw!r}, not a list")
+    return [_text(job_id, "renew_leases") for job_id in raw]
 
 
 def decode_release_claim(raw: Any) -> ReleaseOutcome:
@@ -462,15 +474,16 @@ class JobQueues:
         credits.update(reply.credits)
         return reply.claims, reply.next_due_ms
 
-    async def renew(self, lease_ms: int, claims: Iterable[Claim], *, client: Redis | None = None) -> None:
-        """Extend the leases of running jobs (on ``client``, e.g. a pipeline, when given: its reply is
-        then the pipeline's)."""
+    async def renew(
+        self, lease_ms: int, claims: Iterable[Claim], *, client: Redis | None = None
+    ) -> list[str] | None:
+        """Extend the leases of running jobs still held; the ids of those lost (on ``client``, e.g. a
+        pipeline, when given: None, its reply is then the pipeline's, for ``decode_renew_leases``)."""
         args: list[str | int] = [lease_ms]
         for claim in claims:
-            args += [claim.job_id, claim.queue, claim.slot]
+            args += [claim.job_id, claim.queue, claim.slot, claim.token]
         reply = await self._renew_leases(args=args, client=client)
-        if client is None:
-            decode_renew_leases(reply)
+        return decode_renew_leases(reply) if client is None else None
 
     async def release(
         self,
@@ -502,6 +515,7 @@ class JobQueues:
                     outcome,
                     int(bury_for_ms is not None),
                     bury_for_ms or 0,
+                    claim.token,
                 ]
             )
         )

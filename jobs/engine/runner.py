@@ -24,6 +24,7 @@ from jobs.engine.codec import deserialize
 from jobs.engine.connection import REDIS_DOWN, until_redis_answers
 from jobs.engine.history import TenantHistory
 from jobs.engine.progress import ProgressReporter
+from jobs.engine.queue_ops import attempt_lease_token
 from jobs.errors import JobTimeoutError, PermanentJobError, RetryableJobError
 
 logger = logging.getLogger("jobsvc.jobs")
@@ -114,7 +115,7 @@ async def _attempt(
         {
             **arq_ctx,
             "max_attempts": budget,
-            "progress": ProgressReporter(redis, job_id),
+            "progress": ProgressReporter(redis, job_id, attempt_lease_token.get()),
             "dependencies": dependencies,
             "tenant": tenant,
             "history": TenantHistory(redis, tenant),

@@ -63,7 +63,15 @@ from jobs.engine.connection import (
     until_redis_answers,
 )
 from jobs.engine.metrics import Tally, write_tally
-from jobs.engine.queue_ops import Claim, JobQueues, enqueue_call, new_job, settle_dependents
+from jobs.engine.queue_ops import (
+    Claim,
+    JobQueues,
+    attempt_lease_token,
+    decode_renew_leases,
+    enqueue_call,
+    new_job,
+    settle_dependents,
+)
 from jobs.engine.records import CANCELLED_ERROR_TYPE
 from jobs.schedules import Schedule
 
@@ -177,7 +185,18 @@ class JobsvcWorker(ArqHost):
             running := self._running_claims()
         ):
             self._last_renewal = elapsed
-            await self.queues.renew(int(self.engine.lease_s * 1000), running)
+            self._stop_lost(await self.queues.renew(int(self.engine.lease_s * 1000), running) or [])
+
+    def _stop_lost(self, job_ids: list[str]) -> None:
+        """Stop the attempts whose leases were lost (this worker stalled past its lease, and the job was
+        claimed again or is about to be): their ends would change nothing (release_claim.lua)."""
+        for job_id in job_ids:
+            task = self.job_tasks.get(job_id)
+            if task is not None and not task.done():
+                logger.warning(
+                    "job %s: lease lost (this worker stalled past it); stopping this attempt", job_id
+                )
+                task.cancel()
 
     def _running_claims(self) -> list[Claim]:
         return [
@@ -198,10 +217,13 @@ class JobsvcWorker(ArqHost):
         served = [name for name, _ in self.engine.queues]
         tally = self.tally.take()
         try:
-            ready, timers, leftovers = await self._beat_round_trip(lease_ms, ttl_ms, running, served, tally)
+            lost, ready, timers, leftovers = await self._beat_round_trip(
+                lease_ms, ttl_ms, running, served, tally
+            )
         except BaseException:
             self.tally.give_back(tally)
             raise
+        self._stop_lost(lost)
         if ready:
             self._look_now = True
         self._look_at_ms = min([self._look_at_ms, *(t for t in timers if t is not None)])
@@ -210,7 +232,8 @@ class JobsvcWorker(ArqHost):
 
     async def _beat_round_trip(
         self, lease_ms: int, ttl_ms: int, running: list[Claim], served: list[str], tally: dict[str, int]
-    ) -> list[Any]:
+    ) -> tuple[list[str], Any, Any, Any]:
+        """The replies the beat reads: leases lost, ready work, the queues' timers, unsettled ends."""
         async with self.pool.pipeline(transaction=False) as pipe:
             if running:
                 await self.queues.renew(lease_ms, running, client=pipe)
@@ -235,8 +258,10 @@ class JobsvcWorker(ArqHost):
             pipe.exists(*(keys.ready(name) for name in served))
             pipe.zmscore(keys.TIMERS, served)
             pipe.zrangebyscore(keys.SETTLING, "-inf", now_ms() - lease_ms, start=0, num=100)
-            replies: list[Any] = (await pipe.execute())[-3:]
-        return replies
+            replies = await pipe.execute()
+        lost = decode_renew_leases(replies[0]) if running else []
+        ready, timers, leftovers = replies[-3:]
+        return lost, ready, timers, leftovers
 
     # -- claiming jobs ---------------------------------------------------------------------------------
 
@@ -313,6 +338,7 @@ class JobsvcWorker(ArqHost):
         context = contextvars.copy_context()
         if claim.start is not None:
             context.run(claimed_start.set, (claim.job_id, claim.start))
+        context.run(attempt_lease_token.set, claim.token)
         task = self.loop.create_task(self.run_job(claim.job_id, claim.score), context=context)
         task.add_done_callback(self._job_done)
         self.tasks[claim.job_id] = task
@@ -435,6 +461,8 @@ class JobsvcWorker(ArqHost):
 
         reply = await until_redis_answers(record, f"recording the end of job {job_id}")
         self.handed_back.discard(job_id)
+        if reply == "stale":
+            logger.warning("job %s: another claim holds it now; this attempt's end changed nothing", job_id)
         if reply in ("ended", "settle") and outcome:
             ran_ms = int((time.monotonic() - claim.claimed_at) * 1000)
             self.tally.ended(claim.job_type, claim.queue, outcome, ran_ms)

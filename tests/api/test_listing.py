@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -14,10 +15,13 @@ from jobs.engine.housekeeping import prune_index
 async def submit_many(
     http: httpx.AsyncClient, count: int, job_type: str = "diag.noop", **params: Any
 ) -> list[str]:
+    """Submitted a few milliseconds apart: jobs created in the same millisecond are equally new, and
+    list in id order among themselves."""
     ids = []
     for _ in range(count):
         response = await http.post("/v1/jobs", json={"type": job_type, "params": params})
         ids.append(response.json()["id"])
+        await asyncio.sleep(0.002)
     return ids
 
 

@@ -111,6 +111,26 @@ async def test_a_retry_claimed_before_its_previous_attempt_finished_keeps_its_ow
         await worker.close()
 
 
+def worker_env(redis_url: str, data_dir: Path, **settings: str) -> dict[str, str]:
+    """A worker process's environment: the test server, the diagnostic types, a heartbeat every 0.5 s,
+    and ``settings`` (``JOBSVC_*`` names)."""
+    return {
+        **os.environ,
+        "JOBSVC_REDIS_URL": redis_url,
+        "JOBSVC_DIAGNOSTICS": "true",
+        "JOBSVC_DATA_DIR": str(data_dir),
+        "JOBSVC_WORKER_HEARTBEAT_S": "0.5",
+        **settings,
+    }
+
+
+async def running_sleep(http: httpx.AsyncClient, seconds: float) -> dict[str, Any]:
+    """A ``diag.sleep`` job, submitted and seen running."""
+    job = await submit(http, "diag.sleep", {"seconds": seconds})
+    await wait_for_status(http, job["id"], "in_progress", timeout_s=30)
+    return job
+
+
 def start_worker_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -123,14 +143,11 @@ async def test_a_killed_workers_long_job_runs_again_within_the_lease_and_readyz_
     http: httpx.AsyncClient, redis_url: str, tmp_path: Path, settings: Settings
 ) -> None:
     """diag.sleep has a one-hour timeout: ARQ alone would wait an hour and 10 s before re-running it."""
-    env = {**os.environ, "JOBSVC_REDIS_URL": redis_url, "JOBSVC_DIAGNOSTICS": "true"}
-    env = {**env, "JOBSVC_DATA_DIR": str(tmp_path), "JOBSVC_WORKER_HEARTBEAT_S": "0.5"}
+    env = worker_env(redis_url, tmp_path)
     first = start_worker_process(env, tmp_path / "first.log")
     second = None
     try:
-        job = await submit(http, "diag.sleep", {"seconds": 600})
-        await wait_for_status(http, job["id"], "in_progress", timeout_s=30)
-
+        job = await running_sleep(http, 600)
         first.send_signal(signal.SIGKILL)
         first.wait()
         killed_at = time.monotonic()

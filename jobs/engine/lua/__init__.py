@@ -67,6 +67,7 @@ PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "RUNNING_PREFIX": _prefix(keys.running),
     "WAKE_PREFIX": _prefix(keys.wake),
     "READY_SEQUENCE": keys.READY_SEQUENCE,
+    "LEASE_SEQUENCE": keys.LEASE_SEQUENCE,
     "TIMERS": keys.TIMERS,
     "LIMIT_PREFIX": keys.LIMIT_PREFIX,
     "DEPENDENTS_PREFIX": _prefix(keys.dependents),

@@ -8,9 +8,11 @@
 --       c = at most running}), then per queue [i] name, [i+1] weight, [i+2] round-robin credit
 -- Replies {claims, next_due, credits}:
 --   claims    a list, one {id, ARQ queue score, queue, limit slot ('' for none), job record ('' if
---             gone), attempt number, aborted (0/1), job type, queue wait ms (due -> now)} per job taken
---             (possibly none); record, attempt and aborted are what ARQ's ``run_job`` reads first, read
---             here instead; type and wait go into the worker's metrics tally (jobs.engine.metrics)
+--             gone), attempt number, aborted (0/1), job type, queue wait ms (due -> now), lease token}
+--             per job taken (possibly none); record, attempt and aborted are what ARQ's ``run_job``
+--             reads first, read here instead; type and wait go into the worker's metrics tally
+--             (jobs.engine.metrics); the token, held in the job's lock, fences the attempt: renewals
+--             and releases that bring another token change nothing (renew_leases, release_claim)
 --   next_due  the earliest of the queues' timers (a deferred job falls due or a lease lapses, ms), or
 --             -1 when none; each queue's timer is also written to the timers set
 --   credits   the queues' weighted round-robin credits, in ARGV's order, for the next claim
@@ -130,7 +132,8 @@ local function claim_from(q, quota)
       local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key', 'priority', 'tenant')
       local verdict, slot = admit(q, id, m[1], m[2], tonumber(m[3]) or 5)
       if verdict == 'go' then
-        redis.call('SET', in_progress_key(id), '1', 'PX', lease)
+        local token = fmt(redis.call('INCR', '${LEASE_SEQUENCE}'))
+        redis.call('SET', in_progress_key(id), token, 'PX', lease)
         redis.call('ZADD', running_key(q), fmt(now + lease), id)
         redis.call('HSET', meta_key(id), 'started_at', fmt(now))
         -- what ARQ's run_job reads in its first round trip, read here instead: the job, its attempt
@@ -142,7 +145,7 @@ local function claim_from(q, quota)
         local jtype = m[1] or ''
         emit_event(m[4] or '${DEFAULT_TENANT}', id, jtype, q, 'status', 'in_progress', {attempt = tries})
         local waited = math.max(now - tonumber(score), 0)
-        table.insert(claims, {id, score, q, slot, record or '', tries, aborted, jtype, fmt(waited)})
+        table.insert(claims, {id, score, q, slot, record or '', tries, aborted, jtype, fmt(waited), token})
         taken = taken + 1
       end
     end

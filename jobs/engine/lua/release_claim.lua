@@ -7,7 +7,7 @@
 --       record ('' for none), [6] result ttl ms (0: forever), [7] keep the in-progress lock ms ('' to
 --       delete it), [8] delay ms (again), [9] handed back (0/1: the attempt does not count), [10]
 --       outcome ('succeeded', 'failed', 'cancelled' or ''), [11] bury among the dead letters (0/1),
---       [12] dead letter retention ms
+--       [12] dead letter retention ms, [13] the claim's lease token
 -- Replies:
 --   'ended'                          the job ended (its outcome, if one was given, recorded now)
 --   'settle'                         the job ended and dependents wait to be settled (settle_dependents.lua)
@@ -17,6 +17,9 @@
 --   'gone'                           the job was deleted while it ran (purge_job.lua), or is to wait
 --                                    again but no longer waits in ARQ's queue: only its lock, lease and
 --                                    slot were released
+--   'stale'                          another claim holds the job now (this attempt's lease lapsed and
+--                                    it was claimed again): nothing changed. A lapsed lease nobody took
+--                                    over yet is still this attempt's to release
 
 --- @include "fmt"
 --- @include "now_ms"
@@ -39,6 +42,8 @@
 --- @include "remove_arq_entry"
 
 local id, q, slot, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local holder = redis.call('GET', in_progress_key(id))
+if holder and holder ~= ARGV[13] then return 'stale' end
 local now = now_ms()
 if redis.call('EXISTS', deleted_key(id)) == 1 then  -- deleted with its tenant's data while it ran
   redis.call('DEL', in_progress_key(id), retry_key(id), job_key(id))

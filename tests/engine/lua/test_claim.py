@@ -35,6 +35,7 @@ async def test_claim_reports_the_type_and_queue_wait_for_the_workers_metrics(
     [claim] = await claim_all(queues)
     assert claim.job_type == "diag.noop"
     assert 1_500 <= claim.waited_ms < 1_500 + 1_000
+    assert await redis.get(keys.arq_in_progress("j1")) == claim.token.encode()  # the lock holds its token
     assert await redis.hgetall(keys.METRICS) == {b"s|diag.noop|default": b"1"}  # the wait is the worker's
 
 
@@ -85,13 +86,14 @@ async def test_claim_recovers_a_job_whose_lease_lapsed_as_its_next_attempt(
     queues: JobQueues, redis: ArqRedis
 ) -> None:
     await submitted(queues, "j1")
-    await claim_all(queues)
+    [first] = await claim_all(queues)
     await redis.delete(keys.arq_in_progress("j1"))  # its worker died: the lock lapsed
     await redis.zadd(keys.running(Q), {"j1": now_ms() - 1})
     [again] = await claim_all(queues)
     assert again.job_id == "j1"
     assert again.start is not None
     assert again.start.job_try == 2
+    assert again.token != first.token  # the first attempt's renewals and release are fenced off
 
 
 async def test_claim_keeps_tracking_a_job_whose_lock_outlives_its_lease(

@@ -140,3 +140,43 @@ async def test_release_claim_frees_the_slot_for_the_first_parked_job(
     await queues.release(claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded")
     assert await redis.zrange(keys.ready(Q), 0, -1) == [b"second"]
     assert [again.job_id for again in await claim_all(queues, limits=limits)] == ["second"]
+
+
+async def test_release_claim_of_an_attempt_whose_job_another_claim_holds_changes_nothing(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """A worker paused past its lease comes back and ends its stale attempt: the job, its concurrency slot,
+    its outcome and the dead letters stay the current owner's."""
+    limits = {"diag.noop": {"c": 1}}
+    await submitted(queues, "j1")
+    [stale] = await claim_all(queues, limits=limits)
+    await redis.delete(keys.arq_in_progress("j1"))  # the paused worker's lease lapsed
+    await redis.zadd(keys.running(Q), {"j1": now_ms() - 1})
+    [current] = await claim_all(queues, limits=limits)
+    assert current.token != stale.token
+    slot_before = await redis.zrange(f"{current.slot}:running", 0, -1)
+    for ended in (True, False):
+        reply = await queues.release(
+            stale, ended=ended, result=b"stale", result_ttl_ms=60_000, outcome="failed", bury_for_ms=60_000
+        )
+        assert reply == "stale"
+    assert await redis.get(keys.arq_in_progress("j1")) == current.token.encode()
+    assert await redis.zscore(keys.running(Q), "j1") is not None
+    assert await redis.zrange(f"{current.slot}:running", 0, -1) == slot_before == [b"j1"]
+    assert await redis.get(keys.arq_result("j1")) is None
+    assert await redis.hget(keys.job_meta("j1"), "outcome") is None
+    assert await redis.zcard(keys.DEAD_LETTERS_PREFIX + keys.DEFAULT_TENANT) == 0
+    assert await queues.release(
+        current, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded"
+    ) == ("ended")
+
+
+async def test_release_claim_of_a_lapsed_lease_nobody_took_over_is_still_its_attempts(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    claim = await claimed(queues, "j1")
+    await redis.delete(keys.arq_in_progress("j1"))  # late, but no other claim holds the job
+    assert await queues.release(
+        claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded"
+    ) == ("ended")
+    assert await redis.get(keys.arq_result("j1")) == b"r"
