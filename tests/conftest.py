@@ -119,20 +119,29 @@ def run_jobs(settings: Settings) -> Any:
     return run
 
 
+@asynccontextmanager
+async def worker_running(
+    settings: Settings, **overrides: Any
+) -> AsyncIterator[tuple[Worker, asyncio.Task[None]]]:
+    """A worker for ``settings`` that runs until the block ends: the worker, and the task running it."""
+    worker = make_worker(settings, **overrides)
+    task = asyncio.create_task(worker.main())
+    try:
+        yield worker, task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await worker.close()
+
+
 @pytest.fixture
 def background_worker(settings: Settings) -> Any:
     """``async with background_worker() as worker:`` a worker that runs until the block ends."""
 
     @asynccontextmanager
     async def running(**overrides: Any) -> AsyncIterator[Worker]:
-        worker = make_worker(settings, **overrides)
-        task = asyncio.create_task(worker.main())
-        try:
+        async with worker_running(settings, **overrides) as (worker, _):
             yield worker
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await worker.close()
 
     return running
 

@@ -13,8 +13,15 @@ from arq.connections import RedisSettings
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import (
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+    WatchError,
+)
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.exceptions import WatchError
 
 from jobs.engine import keys
 from jobs.engine.codec import deserialize, serialize
@@ -22,14 +29,37 @@ from jobs.engine.codec import deserialize, serialize
 logger = logging.getLogger("jobsvc.connection")
 T = TypeVar("T")
 
-#: what a Redis outage raises. redis-py turns a connection lost inside WATCH into a WatchError.
+#: what a Redis that is unavailable for now raises: down or silent (connection refused, timeout,
+#: LOADING), or refusing writes (OOM under ``noeviction``, READONLY on a replica after a failover,
+#: TRYAGAIN, MASTERDOWN). One state: wait and try again. redis-py turns a connection lost inside WATCH
+#: into a WatchError.
 REDIS_DOWN: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     ConnectionError,
     OSError,
+    ReadOnlyError,
+    OutOfMemoryError,
+    TryAgainError,
+    MasterDownError,
 )
 REDIS_DOWN_WHILE_WATCHING: tuple[type[BaseException], ...] = (*REDIS_DOWN, WatchError)
+#: refusals redis-py raises as a plain ResponseError, known by their error code: writes stopped after a
+#: failed save, a script running too long, too few replicas for ``min-replicas-to-write``, a blocking
+#: read let go because the server turned replica
+REFUSAL_CODES = frozenset({"MISCONF", "BUSY", "NOREPLICAS", "UNBLOCKED"})
+#: what to catch, then ask ``redis_unavailable`` (or, for a WatchError, know) whether to wait it out
+REDIS_ERRORS: tuple[type[BaseException], ...] = (*REDIS_DOWN_WHILE_WATCHING, ResponseError)
+
+
+def redis_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says Redis cannot serve for now (see REDIS_DOWN), rather than that a command is
+    wrong."""
+    if isinstance(exc, REDIS_DOWN):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in REFUSAL_CODES
+
+
 RECONNECT_MAX_DELAY_S = 5.0
 
 
@@ -39,7 +69,9 @@ async def until_redis_answers(step: Callable[[], Awaitable[T]], what: str) -> T:
     while True:
         try:
             return await step()
-        except REDIS_DOWN as exc:
+        except REDIS_ERRORS as exc:
+            if not redis_unavailable(exc):
+                raise
             raise_if_cancelling()
             logger.warning(
                 "redis unavailable while %s (%s); retrying in %.1fs", what, type(exc).__name__, delay

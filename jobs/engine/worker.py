@@ -48,6 +48,7 @@ from datetime import datetime
 from typing import Any
 
 from arq.utils import to_ms
+from redis.exceptions import WatchError
 
 from jobs.definition import JobType
 from jobs.engine import arq_host, keys
@@ -58,8 +59,9 @@ from jobs.engine.codec import deserialize
 from jobs.engine.connection import (
     RECONNECT_MAX_DELAY_S,
     REDIS_DOWN,
-    REDIS_DOWN_WHILE_WATCHING,
+    REDIS_ERRORS,
     raise_if_cancelling,
+    redis_unavailable,
     until_redis_answers,
 )
 from jobs.engine.metrics import Tally, write_tally
@@ -276,7 +278,9 @@ class JobsvcWorker(ArqHost):
                 while self.burst and await self._other_queues_have_work():
                     await self._iterate()
                 return
-            except REDIS_DOWN_WHILE_WATCHING as exc:
+            except REDIS_ERRORS as exc:
+                if not (isinstance(exc, WatchError) or redis_unavailable(exc)):
+                    raise
                 raise_if_cancelling()
                 logger.warning("redis unavailable (%s); retrying in %.1fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)

@@ -25,8 +25,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jobs.engine.connection import redis_unavailable
 
 logger = logging.getLogger("jobsvc.api")
 
@@ -179,6 +182,14 @@ async def _on_redis_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_redis_refusal(request: Request, exc: Exception) -> JSONResponse:
+    """Redis answered with an error: one that means it cannot serve for now (out of memory, read-only
+    after a failover, busy, ...) is an outage like any other; anything else is a fault of ours."""
+    if redis_unavailable(exc):
+        return await _on_redis_down(request, exc)
+    return await _on_unexpected(request, exc)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(
@@ -255,4 +266,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RedisConnectionError, _on_redis_down)
     app.add_exception_handler(RedisTimeoutError, _on_redis_down)
+    app.add_exception_handler(ResponseError, _on_redis_refusal)
     app.add_exception_handler(Exception, _on_unexpected)
