@@ -113,6 +113,8 @@ class Operations:
 
     job_types = operation(service_api.job_types)
     queues = operation(service_api.queues)
+    pause_queue = operation(service_api.pause_queue)
+    resume_queue = operation(service_api.resume_queue)
     workers = operation(service_api.workers)
     schedules = operation(service_api.schedules)
     health = operation(service_api.health)
@@ -144,6 +146,8 @@ OPERATIONS: dict[str, str] = {
     "purge_dead_letters_v1_dead_letters_purge_post": "purge_dead_letters",
     "list_job_types_v1_job_types_get": "job_types",
     "list_queues_v1_queues_get": "queues",
+    "pause_v1_queues__name__pause_post": "pause_queue",
+    "resume_v1_queues__name__resume_post": "resume_queue",
     "list_workers_v1_workers_get": "workers",
     "list_schedules_v1_schedules_get": "schedules",
     "healthz_healthz_get": "health",

@@ -20,6 +20,7 @@ from jobsvc_client.models import (
     JobTypeList,
     NewApiKey,
     QueueList,
+    QueueView,
     QuotasUpdate,
     ScheduleList,
     Scope,
@@ -88,6 +89,16 @@ def job_types() -> Call[JobTypeList]:
 def queues() -> Call[QueueList]:
     """Per queue: waiting, deferred and running jobs, recent outcomes, the oldest wait (admin scope)."""
     return send("GET", "/v1/queues", QueueList)
+
+
+def pause_queue(name: str) -> Call[QueueView]:
+    """Pause a queue: its jobs are still accepted and wait, no worker starts one (admin scope)."""
+    return send("POST", f"/v1/queues/{segment(name)}:pause", QueueView)
+
+
+def resume_queue(name: str) -> Call[QueueView]:
+    """Resume a paused queue: workers start its waiting jobs at once (admin scope)."""
+    return send("POST", f"/v1/queues/{segment(name)}:resume", QueueView)
 
 
 def workers() -> Call[WorkerList]:

@@ -165,6 +165,8 @@ def wake(queue: str) -> str:
 READY_SEQUENCE = f"{PREFIX}seq"
 #: the source of lease tokens: each claim holds the next, in its job's in-progress lock (fencing)
 LEASE_SEQUENCE = f"{PREFIX}lease_seq"
+#: hash: queue -> epoch ms when an operator paused it; no worker starts a job from a queue named here
+PAUSED_QUEUES = f"{PREFIX}paused"
 
 #: hash: queue -> how many entries of the queue's ARQ sorted set (``arq_queue``) jobsvc wrote; each such
 #: job's meta holds ``ARQ_ENTRY_FIELD`` (the queue it was counted in). ZCARD minus the count is what ARQ's

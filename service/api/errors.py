@@ -3,6 +3,7 @@
     ServiceError                 a problem with a status, a title and a detail
     ├── JobNotFound              404  no job with this id (or not yours)
     ├── UnknownJobType           404  no job type with this name
+    ├── UnknownQueue             404  no queue with this name
     ├── DeadLetterNotFound       404  no dead letter with this id
     ├── IdempotencyConflict      409  the Idempotency-Key was used with another body
     ├── JobAlreadyFinished       409  the job ended before it could be cancelled
@@ -54,6 +55,10 @@ class JobNotFound(ServiceError):
 
 class UnknownJobType(ServiceError):
     status, slug, title = 404, "unknown-job-type", "Unknown job type"
+
+
+class UnknownQueue(ServiceError):
+    status, slug, title = 404, "unknown-queue", "Unknown queue"
 
 
 class DeadLetterNotFound(ServiceError):

@@ -50,6 +50,8 @@ class ClusterFigures:
     queues: list[QueueStats]
     dead_letters: dict[str, int]
     workers: int
+    #: the queues an operator paused
+    paused: frozenset[str] = frozenset()
 
 
 async def read_cluster_figures(
@@ -59,15 +61,17 @@ async def read_cluster_figures(
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.METRICS)
         pipe.zcount(keys.WORKERS, now - int(stale_after_s * 1000), "+inf")
+        pipe.hkeys(keys.PAUSED_QUEUES)
         for queue in QUEUE_NAMES:
             pipe.zcount(keys.dead_letters_in_queue(queue), now - dead_letter_retention_s * 1000, "+inf")
-        raw, workers, *dead = await pipe.execute()
+        raw, workers, paused, *dead = await pipe.execute()
     queues = await read_queue_stats(redis, QUEUE_NAMES)
     return ClusterFigures(
         counters=parse_counters(raw),
         queues=queues,
         dead_letters=dict(zip(QUEUE_NAMES, (int(d) for d in dead), strict=True)),
         workers=int(workers),
+        paused=frozenset(name.decode() for name in paused),
     )
 
 
@@ -120,7 +124,14 @@ class ClusterCollector(Collector):
             "the signal to scale workers on.",
             labels=["queue"],
         )
+        paused = GaugeMetricFamily(
+            "jobsvc_queue_paused",
+            "1 while an operator has paused the queue (its jobs wait; leave it out of autoscaling and "
+            "wait-time alerts), else 0.",
+            labels=["queue"],
+        )
         for stats in self.figures.queues:
+            paused.add_metric([stats.name], 1.0 if stats.name in self.figures.paused else 0.0)
             depth.add_metric([stats.name, "ready"], stats.queued)
             depth.add_metric([stats.name, "deferred"], stats.deferred)
             depth.add_metric([stats.name, "running"], stats.in_progress)
@@ -132,7 +143,7 @@ class ClusterCollector(Collector):
             dead.add_metric([queue], count)
         workers = GaugeMetricFamily("jobsvc_workers", "Workers whose heartbeat is fresh.")
         workers.add_metric([], self.figures.workers)
-        yield from (depth, oldest, dead, workers)
+        yield from (depth, oldest, paused, dead, workers)
 
 
 def _le(bound: float) -> str:

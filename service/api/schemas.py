@@ -326,6 +326,11 @@ class QueueView(BaseModel):
     oldest_waiting_s: float | None = Field(
         description="How long the oldest due job has waited; null if none."
     )
+    paused_at: Timestamp | None = Field(
+        None,
+        description="When an operator paused the queue (POST /v1/queues/{name}:pause): its jobs are accepted "
+        "and wait, no worker starts one, running ones finish. Null while it runs.",
+    )
 
 
 class QueueList(BaseModel):

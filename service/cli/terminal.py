@@ -96,7 +96,7 @@ def jobs_table(page: JobList) -> Table:
 def queues_table(answer: QueueList) -> Table:
     rows = (
         (
-            queue.name,
+            queue.name + (" (paused)" if queue.paused_at else ""),
             str(queue.queued),
             str(queue.deferred),
             str(queue.in_progress),

@@ -121,6 +121,7 @@ def action(scope: str | None) -> Callable[..., Awaitable[Action]]:
 SignedInAction = Annotated[Action, Depends(action(None))]
 SubmitAction = Annotated[Action, Depends(action("submit"))]
 CancelAction = Annotated[Action, Depends(action("cancel"))]
+AdminAction = Annotated[Action, Depends(action("admin"))]
 
 
 def refusal_page(request: Request, status: int, title: str, detail: str) -> Response:

@@ -18,6 +18,8 @@ NOTICES = {
     "deleted": "Dead letter deleted.",
     "purged": "{count} dead letters deleted.",
     "signed_out": "You are signed out.",
+    "queue_paused": "Queue paused: its jobs wait, no worker starts one; running ones finish.",
+    "queue_resumed": "Queue resumed: workers start its waiting jobs.",
 }
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 

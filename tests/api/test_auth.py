@@ -89,6 +89,8 @@ ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
         lambda i: Sample("POST", "/v1/dead-letters:purge", NONE_OF_THEM),
     ),
     ("GET", "/v1/queues"): ("admin", lambda i: Sample("GET", "/v1/queues")),
+    ("POST", "/v1/queues/{name}:pause"): ("admin", lambda i: Sample("POST", "/v1/queues/bulk:pause")),
+    ("POST", "/v1/queues/{name}:resume"): ("admin", lambda i: Sample("POST", "/v1/queues/bulk:resume")),
     ("GET", "/v1/workers"): ("admin", lambda i: Sample("GET", "/v1/workers")),
     ("GET", "/v1/schedules"): ("admin", lambda i: Sample("GET", "/v1/schedules")),
     ("POST", "/v1/admin/keys"): (

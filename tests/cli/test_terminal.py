@@ -10,10 +10,12 @@ import json
 import re
 from typing import Any
 
+import httpx
 import pytest
 from rich.console import Console
 
 from service.cli import main
+from tests.conftest import ADMIN_KEY, auth
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -170,10 +172,13 @@ async def test_queues_workers_and_dead_letters_draw_tables_on_a_terminal(
     )
 
     queues = terminal()
+    async with httpx.AsyncClient(base_url=api_url, headers=auth(ADMIN_KEY)) as api:
+        assert (await api.post("/v1/queues/bulk:pause")).status_code == 200
     assert await jobsvc("--url", api_url, "queues", console=queues) == 0
     text = "\n".join(screen(queues))
     assert re.search(r"queue\s+┃ queued ┃ deferred ┃ running ┃ ok/h ┃ failed/h ┃ oldest wait", text)
     assert re.search(r"default\s+│\s+0 │\s+0 │\s+0 │\s+0 │\s+1 │ -", text), text
+    assert re.search(r"bulk \(paused\)\s+│", text), text
 
     dead = terminal()
     assert await jobsvc("--url", api_url, "dead-letters", console=dead) == 0

@@ -52,6 +52,9 @@ class QueueView(BaseModel):
     failed_last_hour: int
     cancelled_last_hour: int
     oldest_waiting_s: float | None
+    paused_at: Timestamp | None = Field(
+        None, description="When an operator paused the queue (its jobs wait); null while it runs."
+    )
 
 
 class QueueList(BaseModel):

@@ -68,6 +68,7 @@ PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "WAKE_PREFIX": _prefix(keys.wake),
     "READY_SEQUENCE": keys.READY_SEQUENCE,
     "LEASE_SEQUENCE": keys.LEASE_SEQUENCE,
+    "PAUSED_QUEUES": keys.PAUSED_QUEUES,
     "TIMERS": keys.TIMERS,
     "LIMIT_PREFIX": keys.LIMIT_PREFIX,
     "DEPENDENTS_PREFIX": _prefix(keys.dependents),

@@ -1,7 +1,8 @@
 -- Claim work for one worker: promote its queues' due deferred jobs, recover the jobs whose lease
 -- lapsed, then take up to ``free`` ready jobs, sharing the slots between the queues by weight and
 -- honouring the job types' rate and concurrency limits. A job held back by a limit is parked (until a
--- slot frees) or deferred (until the rate allows), never claimed.
+-- slot frees) or deferred (until the rate allows), never claimed. A queue an operator paused
+-- (${PAUSED_QUEUES}) gives no job and wakes no worker; its jobs wait in line.
 --
 -- KEYS: none
 -- ARGV: [1] lease ms, [2] free slots, [3] limits (JSON: job type -> {r = starts, p = per ms,
@@ -157,8 +158,13 @@ end
 -- every such queue earns its weight in credit and the richest pays the sum of their weights for it.
 -- Credits carry over between claims, so over time each queue gets slots in proportion to its weight,
 -- and the turns of a queue without work go to the others in proportion to theirs.
+local paused = {}
+if #queues > 0 then
+  local marks = redis.call('HMGET', '${PAUSED_QUEUES}', unpack(queues))
+  for i = 1, #queues do paused[i] = marks[i] ~= false end
+end
 local has_work = {}
-for i = 1, #queues do has_work[i] = true end
+for i = 1, #queues do has_work[i] = not paused[i] end
 local left = free
 while left > 0 do
   local best, sum = nil, 0
@@ -184,8 +190,8 @@ end
 
 -- Each queue's timer, exactly: its first deferred job's due time or its first lease's end.
 local next_due = -1
-for _, q in ipairs(queues) do
-  if redis.call('ZCARD', ready_key(q)) > 0 then wake(q) end  -- more work than this worker took
+for i, q in ipairs(queues) do
+  if not paused[i] and redis.call('ZCARD', ready_key(q)) > 0 then wake(q) end  -- more than it took
   local timer = nil
   local first = redis.call('ZRANGE', deferred_key(q), 0, 0, 'WITHSCORES')
   if #first > 0 then timer = math.floor(tonumber(first[2]) / 10) end

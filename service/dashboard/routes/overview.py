@@ -1,4 +1,5 @@
-"""The overview (the tenant's own numbers; per queue for keys that see the cluster), schedules, workers.
+"""The overview (the tenant's own numbers; per queue for keys that see the cluster, with pause and
+resume), schedules, workers.
 
 Queues, workers and schedules span tenants, so, as under ``/v1``, only a key with the ``admin`` scope
 sees them; every key sees its own tenant's open jobs and dead letters.
@@ -6,25 +7,45 @@ sees them; every key sees its own tenant's open jobs and dead letters.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from starlette.responses import Response
+from fastapi import APIRouter, Path, Request
+from starlette.responses import RedirectResponse, Response
 
 from jobs import registry
 from jobs.engine import keys
-from jobs.queues import QUEUES
+from jobs.queues import QUEUE_NAMES, QUEUES
 from service.api.deps import SettingsDep, StoreDep
-from service.api.schemas import WorkerView
-from service.dashboard.deps import HOME, DashboardRefusal, DashboardRoute, SessionDep, session_store
+from service.api.schemas import QUEUE_PATTERN, WorkerView
+from service.dashboard.deps import (
+    HOME,
+    AdminAction,
+    DashboardRefusal,
+    DashboardRoute,
+    SessionDep,
+    session_store,
+)
+from service.dashboard.notices import notice_text, notice_url
 from service.dashboard.render import page
 from service.dashboard.routes.signin import sign_in_page
 from service.dashboard.session import SESSION_COOKIE, DashboardSession
+from service.stores.queue_pauses import pause_queue, paused_queues, resume_queue
 from service.stores.queue_stats import read_queue_stats, read_schedules
 from service.stores.tenant_store import TenantStore
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
+logger = logging.getLogger("jobsvc.dashboard")
+
+
+QueueName = Annotated[str, Path(pattern=QUEUE_PATTERN)]
+
+
+def known_queue(name: str) -> str:
+    if name not in QUEUE_NAMES:
+        raise DashboardRefusal(404, "Not found", "There is no queue of that name.")
+    return name
 
 
 def _cluster_only(session: DashboardSession, what: str) -> None:
@@ -54,17 +75,33 @@ async def overview(request: Request, store: StoreDep, settings: SettingsDep) -> 
         "max_open_jobs": tenant.quotas.max_open_jobs,
         "listed_jobs": listed,
         "dead_letters": dead,
+        "notice": notice_text(request.query_params),
     }
     if session.sees_cluster:
         stats = await read_queue_stats(store.redis, (spec.name for spec in QUEUES))
         workers = await store.live_workers(settings.worker_stale_after_s)
         serving: Counter[str] = Counter(q for w in workers for q in w.get("queues", "").split(",") if q)
+        paused = await paused_queues(store.redis)
         context["queues"] = [
-            {"spec": spec, "stats": s, "workers": serving[spec.name]}
+            {"spec": spec, "stats": s, "workers": serving[spec.name], "paused": spec.name in paused}
             for spec, s in zip(QUEUES, stats, strict=True)
         ]
         context["worker_count"] = len(workers)
     return page(request, "overview.html", context)
+
+
+@router.post("/dashboard/queues/{name}/pause")
+async def pause(name: QueueName, sent: AdminAction, store: StoreDep) -> Response:
+    await pause_queue(store.redis, known_queue(name))
+    logger.warning("queue %s paused from the dashboard by key %s", name, sent.session.principal.key_id)
+    return RedirectResponse(notice_url(HOME, "queue_paused"), status_code=303)
+
+
+@router.post("/dashboard/queues/{name}/resume")
+async def resume(name: QueueName, sent: AdminAction, store: StoreDep) -> Response:
+    await resume_queue(store.redis, known_queue(name))
+    logger.warning("queue %s resumed from the dashboard by key %s", name, sent.session.principal.key_id)
+    return RedirectResponse(notice_url(HOME, "queue_resumed"), status_code=303)
 
 
 @router.get("/dashboard/schedules")

@@ -187,3 +187,19 @@ async def test_claim_holds_a_job_of_a_type_without_limits_to_none(queues: JobQue
     await submitted(queues, "j1")
     claims = await claim_all(queues, limits={"other.type": {"c": 0}})
     assert [claim.slot for claim in claims] == [""]
+
+
+async def test_claim_takes_nothing_from_a_paused_queue_and_wakes_no_worker_for_it(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await submitted(queues, "waits", queue="bulk")
+    await submitted(queues, "runs")
+    await redis.hset(keys.PAUSED_QUEUES, "bulk", now_ms())
+    both = (("bulk", 1), (Q, 1))
+    assert [claim.job_id for claim in await claim_all(queues, queue_weights=both)] == ["runs"]
+    assert await redis.zrange(keys.ready("bulk"), 0, -1) == [b"waits"]  # still in line
+    await redis.delete(keys.wake("bulk"))
+    assert await claim_all(queues, queue_weights=both) == []
+    assert not await redis.exists(keys.wake("bulk"))  # no busy loop of wake-ups for a paused queue
+    await redis.hdel(keys.PAUSED_QUEUES, "bulk")
+    assert [claim.job_id for claim in await claim_all(queues, queue_weights=both)] == ["waits"]
