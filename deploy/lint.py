@@ -42,6 +42,7 @@ HISTOGRAMS = (
 GAUGES = (
     "jobsvc_queue_jobs",
     "jobsvc_queue_oldest_ready_age_seconds",
+    "jobsvc_queue_paused",
     "jobsvc_dead_letters",
     "jobsvc_workers",
 )
