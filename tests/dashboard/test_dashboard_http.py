@@ -226,3 +226,23 @@ async def test_the_overview_draws_each_queues_last_hour_per_minute(
     bulk_row = html[html.index('data-label="Queue">bulk') :].split("</tr>")[0]
     assert 'aria-label="Last hour: 0 succeeded, 0 failed"' in bulk_row
     assert "<rect" not in bulk_row
+
+
+async def test_pausing_a_queue_needs_the_admin_scope_and_a_known_queue_and_otherwise_changes_nothing(
+    browser_like: httpx.AsyncClient, http: httpx.AsyncClient, redis: ArqRedis
+) -> None:
+    await sign_in(browser_like)
+    token = form_token((await browser_like.get("/dashboard")).text)
+    for name in ("nope", "Not%20A%20Queue"):
+        response = await browser_like.post(f"/dashboard/queues/{name}/pause", data={"csrf_token": token})
+        assert response.status_code in (404, 422), name
+        assert response.headers["content-type"].startswith("text/html"), name
+    assert (await browser_like.post("/dashboard/queues/bulk/pause", data={})).status_code == 403  # no token
+
+    reader = await new_key(http, "default", ["read", "submit", "cancel"])
+    await browser_like.post("/dashboard/sign-out", data={"csrf_token": token})
+    await sign_in(browser_like, reader["key"])
+    token = form_token((await browser_like.get("/dashboard/jobs")).text)
+    refused = await browser_like.post("/dashboard/queues/bulk/pause", data={"csrf_token": token})
+    assert refused.status_code == 403
+    assert await redis.hgetall(keys.PAUSED_QUEUES) == {}
