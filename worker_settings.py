@@ -7,11 +7,11 @@ jobs from the registry, and puts what job functions need into ARQ's ``ctx`` at s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from datetime import UTC
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -21,7 +21,7 @@ from jobs.cpu import CpuPool
 from jobs.engine import keys
 from jobs.engine.arq_producers import ArqProducers
 from jobs.engine.codec import deserialize, serialize
-from jobs.engine.connection import bound_waits, redis_settings_from_url
+from jobs.engine.connection import bound_waits, redis_settings_for, sentinel_pool, servers_behind
 from jobs.engine.log_context import job_started, naming_jobs
 from jobs.engine.runner import TIMEOUT_BACKSTOP_S, arq_function
 from jobs.engine.tracing import configure_tracing, flush_tracing
@@ -48,16 +48,8 @@ def jobs_config(settings: Settings) -> JobsConfig:
         allow_private_addresses=settings.outbound_private_allowed,
         result_retention_s=settings.result_retention_s,
         default_timeout_s=settings.job_timeout_s,
-        redis_endpoints=redis_endpoints(settings.effective_redis_url),
+        redis_endpoints=settings.redis_target.endpoints,
     )
-
-
-def redis_endpoints(url: str) -> tuple[tuple[str, int], ...]:
-    """The TCP endpoint of the Redis server (none for a unix socket)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        return ()
-    return ((parts.hostname, parts.port or 6379),)
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -89,6 +81,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(settings)
     configure_tracing("jobsvc-worker")
     config = jobs_config(settings)
+    if behind := await servers_behind(ctx["redis"]):  # the servers Sentinels name: as off limits
+        config = dataclasses.replace(config, redis_endpoints=config.redis_endpoints + behind)
     config.storage_dir.mkdir(parents=True, exist_ok=True)
     ctx["config"] = config
     worker = adopt(ctx, engine_config(settings))
@@ -146,7 +140,10 @@ class WorkerSettings:
 
     functions = [arq_function(jt) for jt in _job_types.values()]
     cron_jobs = registry.cron_jobs(_job_types)
-    redis_settings = redis_settings_from_url(_settings.effective_redis_url)
+    redis_settings = redis_settings_for(_settings.redis_target)
+    if _settings.redis_sentinels:
+        #: ARQ's own Sentinel pool passes no password to the Sentinels and no timeouts
+        redis_pool = sentinel_pool(_settings.redis_target)
     #: ARQ's own queue key of the first queue served (ARQ's health record and burst mode read it)
     queue_name = keys.arq_queue(_settings.served_queues[0][0])
     timezone = UTC

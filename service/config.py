@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobs.engine import keys
-from jobs.engine.connection import redact_url
-from jobs.engine.queue_ops import Quotas
+from jobs.engine.connection import RedisTarget, parse_sentinels, redact_url
+from jobs.engine.queue_ops import Quotas, ReplicaAcks
 from jobs.queues import parse_served_queues
 
 SmtpTls = Literal["none", "starttls", "tls"]
@@ -48,6 +48,27 @@ class Settings(BaseSettings):
         None,
         description="redis://, rediss:// or unix:// URL of the Redis-compatible server. Unset: `jobsvc dev` "
         "starts an embedded one; the API and workers use redis://localhost:6379.",
+    )
+    redis_sentinels: str = Field(
+        "",
+        description="Comma-separated host:port of Redis Sentinels. Set: jobsvc uses the primary they name "
+        "and follows it through a failover; JOBSVC_REDIS_URL then gives only the user, password, database "
+        "and TLS.",
+    )
+    redis_sentinel_master: str = Field(
+        "mymaster", description="The name the Sentinels monitor the primary by."
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None, description="The Sentinels' own password, when they ask for one."
+    )
+    redis_min_replicas: int = Field(
+        0,
+        ge=0,
+        description="A submit is answered 202 only once this many replicas have it (Redis WAIT), so that a "
+        "failover right after it loses nothing; fewer within the timeout answers 503.",
+    )
+    redis_min_replicas_timeout_ms: int = Field(
+        1000, ge=1, le=60_000, description="How long a submit waits for JOBSVC_REDIS_MIN_REPLICAS."
     )
     data_dir: Path = Field(
         Path(".jobsvc"), description="Where `jobsvc dev` keeps the embedded server's data."
@@ -202,12 +223,23 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _sentinels_readable(self) -> Settings:
+        try:
+            parse_sentinels(self.redis_sentinels)
+        except ValueError as exc:
+            raise ValueError(f"JOBSVC_REDIS_SENTINELS: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.environment != "production":
             return self
         problems: list[str] = []
-        if self.redis_url is None:
-            problems.append("JOBSVC_REDIS_URL must be set (the embedded server is for development)")
+        if self.redis_url is None and not self.redis_sentinels:
+            problems.append(
+                "JOBSVC_REDIS_URL or JOBSVC_REDIS_SENTINELS must be set "
+                "(the embedded server is for development)"
+            )
         secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
         if len(secret) < MIN_SECRET_LENGTH or secret == DEV_WEBHOOK_SECRET:
             problems.append(f"JOBSVC_WEBHOOK_SECRET must be a secret of {MIN_SECRET_LENGTH}+ characters")
@@ -234,6 +266,26 @@ class Settings(BaseSettings):
     @property
     def effective_redis_url(self) -> str:
         return self.redis_url or "redis://localhost:6379"
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        """Whether `jobsvc dev` starts its own server: no Redis named, by URL or by Sentinels."""
+        return self.redis_url is None and not self.redis_sentinels
+
+    @property
+    def replica_acks(self) -> ReplicaAcks:
+        return ReplicaAcks(self.redis_min_replicas, self.redis_min_replicas_timeout_ms)
+
+    @property
+    def redis_target(self) -> RedisTarget:
+        return RedisTarget(
+            self.effective_redis_url,
+            sentinels=parse_sentinels(self.redis_sentinels),
+            sentinel_master=self.redis_sentinel_master,
+            sentinel_password=(
+                self.redis_sentinel_password.get_secret_value() if self.redis_sentinel_password else None
+            ),
+        )
 
     @property
     def effective_storage_dir(self) -> Path:

@@ -1,20 +1,24 @@
-"""Opening ARQ pools that speak jobsvc's codec, from a Redis URL."""
+"""Opening ARQ pools that speak jobsvc's codec: to the Redis a URL names, or to the primary that Redis
+Sentinel names (and follows through a failover)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import (
     MasterDownError,
+    NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     ResponseError,
@@ -54,8 +58,9 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (*REDIS_DOWN_WHILE_WATCHING, Res
 
 def redis_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says Redis cannot serve for now (see REDIS_DOWN), rather than that a command is
-    wrong."""
-    if isinstance(exc, REDIS_DOWN):
+    wrong. A server that lost its scripts (restarted, or a replica just promoted) between a pipeline's
+    check for them and the pipeline itself answers NOSCRIPT: the next try loads them."""
+    if isinstance(exc, (*REDIS_DOWN, NoScriptError)):
         return True
     return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in REFUSAL_CODES
 
@@ -101,6 +106,47 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"{user}***@{host}", parts.path, parts.query, parts.fragment))
 
 
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where jobsvc's Redis is. ``url`` gives the user, password, database and TLS; with ``sentinels``
+    (host, port pairs) the primary is whichever server they name ``sentinel_master``, and the URL's
+    host is unused. ``sentinel_password`` is the Sentinels' own, when they ask for one."""
+
+    url: str
+    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinel_master: str = "mymaster"
+    sentinel_password: str | None = None
+
+    @property
+    def endpoints(self) -> tuple[tuple[str, int], ...]:
+        """The TCP endpoints jobsvc talks to for Redis (none for a unix socket): what webhooks must not
+        reach."""
+        parts = urlsplit(self.url)
+        direct = (
+            ((parts.hostname, parts.port or 6379),)
+            if parts.scheme in ("redis", "rediss") and parts.hostname and not self.sentinels
+            else ()
+        )
+        return direct + self.sentinels
+
+
+def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port`` (IPv6 in brackets: ``[::1]:26379``) as pairs; the port defaults to 26379."""
+    found: list[tuple[str, int]] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        parts = urlsplit(f"//{entry}")
+        try:
+            port = parts.port or 26379
+        except ValueError:
+            raise ValueError(f"{entry!r} is not host:port") from None
+        if not parts.hostname:
+            raise ValueError(f"{entry!r} is not host:port")
+        found.append((parts.hostname, port))
+    return tuple(found)
+
+
 #: retries of a command that met a dead connection (one: a restart leaves every pooled connection dead)
 STALE_CONNECTION_RETRIES = 1
 
@@ -142,16 +188,97 @@ def redis_settings_from_url(url: str, *, conn_retries: int = 5) -> RedisSettings
 SOCKET_TIMEOUT_S = 5.0
 
 
-async def open_pool(url: str, *, conn_retries: int = 5) -> ArqRedis:
+def redis_settings_for(target: RedisTarget, *, conn_retries: int = 5) -> RedisSettings:
+    """ARQ settings for ``target``: its URL's, and its Sentinels' when it has some."""
+    settings = redis_settings_from_url(target.url, conn_retries=conn_retries)
+    if target.sentinels:
+        settings.host = list(target.sentinels)
+        settings.sentinel = True
+        settings.sentinel_master = target.sentinel_master
+    return settings
+
+
+def sentinel_pool(target: RedisTarget) -> ArqRedis:
+    """An ARQ pool on the primary ``target``'s Sentinels name, not yet connected: each new connection
+    asks them where the primary is, and a connection to a server that became a replica is dropped
+    (redis-py answers READONLY as a lost connection), so the pool follows a failover by itself.
+
+    ARQ's own Sentinel support passes neither a password for the Sentinels nor timeouts; this one does.
+    """
+    settings = redis_settings_from_url(target.url)
+    timeouts: dict[str, Any] = {
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": settings.conn_timeout,
+    }
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.sentinels),
+        sentinel_kwargs={**timeouts, "password": target.sentinel_password},
+        db=settings.database,
+        username=settings.username,
+        password=settings.password,
+        ssl=settings.ssl,
+        retry=settings.retry,
+        retry_on_error=settings.retry_on_error,
+        **timeouts,
+    )
+    pool: ArqRedis = sentinel.master_for(target.sentinel_master, redis_class=ArqRedis)
+    pool.job_serializer = serialize
+    pool.job_deserializer = deserialize
+    pool.default_queue_name = keys.arq_queue(keys.DEFAULT_QUEUE)
+    return pool
+
+
+async def servers_behind(pool: ArqRedis) -> tuple[tuple[str, int], ...]:
+    """The primary and the replicas a Sentinel pool's Sentinels name now (none for a direct pool): with
+    the Sentinels themselves, the servers outbound calls must never reach."""
+    connection_pool = pool.connection_pool
+    if not isinstance(connection_pool, SentinelConnectionPool):
+        return ()
+    manager, name = connection_pool.sentinel_manager, connection_pool.service_name
+    primary = await manager.discover_master(name)
+    replicas = await manager.discover_slaves(name)
+    return (tuple(primary), *(tuple(replica) for replica in replicas))
+
+
+async def close_pool(pool: ArqRedis) -> None:
+    """Close ``pool``'s connections, and its Sentinels' when it has some."""
+    connection_pool = pool.connection_pool
+    await pool.aclose(close_connection_pool=True)
+    if isinstance(connection_pool, SentinelConnectionPool):
+        for sentinel in connection_pool.sentinel_manager.sentinels:
+            await sentinel.aclose(close_connection_pool=True)
+
+
+async def open_pool(target: RedisTarget | str, *, conn_retries: int = 5) -> ArqRedis:
     """An ARQ pool that serializes with msgpack, never pickle, and never waits on Redis forever."""
+    if isinstance(target, str):
+        target = RedisTarget(target)
+    if target.sentinels:
+        return await _first_answer(sentinel_pool(target), conn_retries)
     pool = await create_pool(
-        redis_settings_from_url(url, conn_retries=conn_retries),
+        redis_settings_for(target, conn_retries=conn_retries),
         job_serializer=serialize,
         job_deserializer=deserialize,
         default_queue_name=keys.arq_queue(keys.DEFAULT_QUEUE),
     )
     await bound_waits(pool)
     return pool
+
+
+async def _first_answer(pool: ArqRedis, conn_retries: int) -> ArqRedis:
+    """``pool``, once its server answers a PING (tried ``conn_retries`` more times, a second apart)."""
+    retries_left = conn_retries
+    while True:
+        try:
+            await pool.ping()
+            return pool
+        except REDIS_DOWN as exc:
+            if not retries_left:
+                await close_pool(pool)
+                raise
+            logger.warning("redis unavailable (%s); %d retries left", type(exc).__name__, retries_left)
+            retries_left -= 1
+            await asyncio.sleep(1)
 
 
 async def bound_waits(pool: ArqRedis, timeout_s: float = SOCKET_TIMEOUT_S) -> None:

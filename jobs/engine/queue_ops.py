@@ -19,6 +19,7 @@ import msgpack
 from arq.jobs import serialize_job, serialize_result
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from jobs.definition import JobType
 from jobs.engine import keys
@@ -388,11 +389,34 @@ def decode_forget_idempotency_key(raw: Any) -> bool:
     return _flag(raw, "forget_idempotency_key")
 
 
+@dataclass(frozen=True)
+class ReplicaAcks:
+    """How many replicas must have a submit before it counts as accepted (0: the primary's word is
+    enough), and how long to wait for them (ms)."""
+
+    replicas: int = 0
+    timeout_ms: int = 1000
+
+
+NO_REPLICA_ACKS = ReplicaAcks()
+
+
+class ReplicasBehind(Exception):
+    """A submit that reached the primary, but not ``needed`` replicas in time: a failover now could lose
+    it, so it is not acknowledged. Sending it again with the same idempotency key is safe."""
+
+    def __init__(self, acked: int, needed: int) -> None:
+        super().__init__(f"{acked} of {needed} replicas confirmed the write in time")
+        self.acked = acked
+        self.needed = needed
+
+
 class JobQueues:
     """The queue scripts, bound to one Redis connection pool."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, acks: ReplicaAcks = NO_REPLICA_ACKS) -> None:
         self.redis = redis
+        self.acks = acks
         self._submit = redis.register_script(scripts.SUBMIT)
         self._submit_many = redis.register_script(scripts.SUBMIT_MANY)
         self._reserve_quota = redis.register_script(scripts.RESERVE_QUOTA)
@@ -412,12 +436,14 @@ class JobQueues:
         """Enqueue one job within its tenant's ``quotas`` (None: unchecked), once per ``idempotency_key``."""
         idem_key = keys.idempotency(call.tenant, idempotency_key or "")
         value = idempotency_value if idempotency_key else ""
-        return decode_submit(
-            await self._submit(
-                keys=[*call.index_keys, idem_key],
-                args=[value, idempotency_ttl_ms, *_quota_args(quotas), call.packed],
-            )
-        )
+        script_keys = [*call.index_keys, idem_key]
+        args: list[str | int | bytes] = [value, idempotency_ttl_ms, *_quota_args(quotas), call.packed]
+        if not self.acks.replicas:  # one EVALSHA
+            return decode_submit(await self._submit(keys=script_keys, args=args))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._submit(keys=script_keys, args=args, client=pipe)
+            replies = await self._with_replica_acks(pipe)
+        return decode_submit(replies[0])
 
     async def reserve(self, tenant: str, jobs: int, quotas: Quotas) -> QuotaRefusal | None:
         """Count ``jobs`` submits against a tenant's quotas at once; None when allowed, else the refusal."""
@@ -442,8 +468,19 @@ class JobQueues:
                 chunk = calls[start : start + SUBMIT_MANY_CHUNK]
                 packed = msgpack.packb([[call.index_keys, call.packed] for call in chunk], use_bin_type=False)
                 await self._submit_many(args=[packed], client=pipe)
-            replies = await pipe.execute()
+            replies = await self._with_replica_acks(pipe)
         return [reply for chunk in replies for reply in decode_submit_many(chunk)]
+
+    async def _with_replica_acks(self, pipe: Pipeline) -> list[Any]:
+        """Send ``pipe``'s writes, then (as configured) wait on the same connection until enough replicas
+        have them: their replies, or ReplicasBehind."""
+        if not self.acks.replicas:
+            return list(await pipe.execute())
+        pipe.execute_command("WAIT", self.acks.replicas, self.acks.timeout_ms)
+        *replies, acked = await pipe.execute()
+        if int(acked) < self.acks.replicas:
+            raise ReplicasBehind(int(acked), self.acks.replicas)
+        return replies
 
     async def schedule_tick(
         self, name: str, tick_ms: int, *, overlap: bool, call: EnqueueCall

@@ -60,6 +60,7 @@ from jobs.engine.connection import (
     RECONNECT_MAX_DELAY_S,
     REDIS_DOWN,
     REDIS_ERRORS,
+    close_pool,
     raise_if_cancelling,
     redis_unavailable,
     until_redis_answers,
@@ -536,7 +537,7 @@ class JobsvcWorker(ArqHost):
                 await pipe.execute()
         if self.on_shutdown:
             await self.on_shutdown(self.ctx)
-        await self.pool.close(close_connection_pool=True)
+        await close_pool(self.pool)
         self.forget_pool()
 
 

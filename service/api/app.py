@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from jobs.engine.connection import open_pool
+from jobs.engine.connection import close_pool, open_pool
 from jobs.engine.tracing import configure_tracing, flush_tracing
 from jobs.registry import job_types as registered_job_types
 from service.api.auth import KeyStore
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings)
         configure_tracing("jobsvc-api")  # FastAPI makes the requests' server spans once a provider is set
-        pool = await open_pool(settings.effective_redis_url)
+        pool = await open_pool(settings.redis_target)
         app.state.arq = pool
         app.state.events = events = EventHub(pool, pool.client())
         await events.start()
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 (catalogue[name].keep_result_s if name in catalogue else None) or settings.result_retention_s
             ),
             events=events,
+            acks=settings.replica_acks,
         )
         app.state.dead_letters = DeadLetterStore(pool, app.state.store)
         app.state.keys = KeyStore(pool, admin_key=settings.admin_api_key)
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await events.stop()
-            await pool.aclose(close_connection_pool=True)
+            await close_pool(pool)
             await flush_tracing()
 
     app = FastAPI(

