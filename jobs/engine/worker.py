@@ -336,6 +336,16 @@ class JobsvcWorker(ArqHost):
         return self._look_now or now_ms() >= self._look_at_ms
 
     async def _start(self, claim: Claim) -> None:
+        earlier = self.tasks.get(claim.job_id)
+        if earlier is not None and not earlier.done():
+            # The claim script took a job this worker still runs: the earlier attempt's lease lapsed (a
+            # stall longer than the lease) before a renewal could tell. It is stopped, and its end
+            # changes nothing (release_claim.lua), before the new one starts: ARQ keys running jobs by id.
+            logger.warning(
+                "job %s: lease lost (this worker stalled past it); stopping the earlier attempt", claim.job_id
+            )
+            earlier.cancel()
+            await asyncio.wait([earlier])
         await self.sem.acquire()  # never waits: only free slots were claimed
         self.job_counter += 1
         self.claims[claim.job_id] = claim

@@ -1,6 +1,6 @@
 """Fenced leases: a worker stalled past its lease (a VM or GC pause, SIGSTOP here) comes back to a job
 another worker holds; its stale attempt is stopped and changes nothing: not the job's outcome, not its
-concurrency slot."""
+concurrency slot. The worker never runs two attempts of one job at once."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from arq import ArqRedis
 
+from jobs.engine import keys
+from service.config import Settings
+from tests.conftest import worker_running
 from tests.engine.test_reliability import running_sleep, start_worker_process, worker_env
-from tests.helpers import read_job, submit, wait_for_status
+from tests.helpers import read_job, submit, until_registered, wait_for_status
 
 
 def at(view: dict[str, object]) -> tuple[datetime, datetime]:
@@ -61,3 +65,22 @@ async def test_a_worker_paused_past_its_lease_changes_nothing_when_it_comes_back
     assert (first_finished - first_started).total_seconds() >= 4  # the result is the whole second attempt's
     log = (tmp_path / "paused.log").read_text()
     assert f"job {first['id']}: lease lost" in log
+
+
+async def test_a_job_claimed_again_by_the_worker_still_running_it_runs_one_attempt_at_a_time(
+    settings: Settings, redis: ArqRedis, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lease lapses under a running attempt (as after a stall) and the same worker, the only one,
+    claims the job again before any renewal notices: the earlier attempt is stopped first."""
+    slow_renewals = settings.model_copy(update={"worker_heartbeat_s": 10.0, "worker_lease_s": 60.0})
+    async with worker_running(slow_renewals) as (worker, _):
+        job = await running_sleep(http, 1)
+        await until_registered(redis, worker)
+        await redis.delete(keys.arq_in_progress(job["id"]))  # the lease lapsed
+        await redis.zadd(keys.running("default"), {job["id"]: 0})
+        await redis.rpush(keys.wake("default"), "1")
+        done = await wait_for_status(http, job["id"], "succeeded", timeout_s=10)
+    assert done["attempts"] == 2
+    assert f"job {job['id']}: lease lost" in caplog.text
+    assert "KeyError" not in caplog.text
+    assert "ends without a claim" not in caplog.text
