@@ -23,6 +23,8 @@ from jobsvc_client._core import (
 from jobsvc_client.errors import JobTimeout
 from jobsvc_client.models import (
     Backoff,
+    CancelledJobs,
+    CancelMatching,
     Job,
     JobBatch,
     JobBatchSubmit,
@@ -30,6 +32,7 @@ from jobsvc_client.models import (
     JobList,
     JobStatus,
     JobSubmit,
+    UnfinishedStatus,
 )
 
 #: the longest ``?wait=`` the API accepts; wait() asks again until its own timeout passes
@@ -103,6 +106,24 @@ def wait(job_id: str, timeout: float = 60) -> Program[Job]:
 def cancel(job_id: str) -> Call[Job]:
     """Cancel: a waiting job never starts, a running one is aborted; :class:`Conflict` if it had ended."""
     return send("DELETE", _job_path(job_id), Job)
+
+
+def cancel_matching(
+    *,
+    type: str | None = None,
+    queue: str | None = None,
+    status: UnfinishedStatus | None = None,
+    created_before: datetime | None = None,
+) -> Call[CancelledJobs]:
+    """Cancel every unfinished job of yours that matches (no filter: all of them): waiting ones never
+    start, running ones are asked to stop."""
+    selection = CancelMatching(
+        type=type,
+        queue=queue,
+        status=status,
+        created_before=created_before,
+    )
+    return send("POST", "/v1/jobs:cancel", CancelledJobs, selection)
 
 
 def retry(job_id: str) -> Call[Job]:

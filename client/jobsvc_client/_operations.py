@@ -97,6 +97,7 @@ class Operations:
     get = operation(jobs_api.get)
     wait = operation(jobs_api.wait)
     cancel = operation(jobs_api.cancel)
+    cancel_matching = operation(jobs_api.cancel_matching)
     retry = operation(jobs_api.retry)
     list = operation(jobs_api.list_jobs)
     iter_jobs = iteration(jobs_api.iter_jobs)
@@ -134,6 +135,7 @@ OPERATIONS: dict[str, str] = {
     "submit_batch_v1_jobs_batch_post": "submit_batch",
     "get_job_v1_jobs__job_id__get": "get",
     "cancel_job_v1_jobs__job_id__delete": "cancel",
+    "cancel_matching_v1_jobs_cancel_post": "cancel_matching",
     "retry_job_v1_jobs__job_id__retry_post": "retry",
     "list_jobs_v1_jobs_get": "list",
     "job_events_v1_jobs__job_id__events_get": "job_events",

@@ -39,7 +39,6 @@ ARQ_INTERNALS: tuple[str, ...] = (
     "finish_failed_job",
     "close",
     # methods called
-    "_cancel_aborted_jobs",
     "_release_sem_dec_counter_on_complete",
     "_jobs_started",
     "_sleep_until_tasks_complete",
@@ -50,6 +49,7 @@ ARQ_INTERNALS: tuple[str, ...] = (
     "_handle_signals",
     "_job_completion_wait",
     "job_tasks",
+    "aborting_tasks",
     "tasks",
     "sem",
     "job_counter",
@@ -130,7 +130,19 @@ class ArqHost(Worker):
         return int(self._jobs_started())
 
     async def cancel_aborted_jobs(self) -> None:
-        await self._cancel_aborted_jobs()
+        """ARQ's abort check, asking only about the jobs this worker runs: ARQ reads the whole abort set
+        every time, so its cost grew with every job anyone had asked to abort."""
+        running = list(self.job_tasks)
+        if not running:
+            return
+        scores = await self.pool.zmscore(abort_jobs_ss, running)
+        aborted = {job_id for job_id, score in zip(running, scores, strict=True) if score is not None}
+        for job_id in aborted:
+            if (task := self.job_tasks.get(job_id)) is not None:
+                task.cancel()
+        if aborted:
+            self.aborting_tasks.update(aborted)
+            await self.pool.zrem(abort_jobs_ss, *aborted)
 
     async def sleep_until_tasks_complete(self) -> None:
         await self._sleep_until_tasks_complete()

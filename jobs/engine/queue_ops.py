@@ -559,23 +559,37 @@ class JobQueues:
 
     async def cancel_waiting(self, job_id: str, *, message: str, retention_ms: int) -> CancelOutcome:
         """Cancel a job that has not started: ``cancelled``, or ``finished``/``running``/``missing``."""
+        [outcome] = await self.cancel_waiting_many([(job_id, retention_ms)], message=message)
+        return outcome
+
+    async def cancel_waiting_many(
+        self, jobs: Sequence[tuple[str, int]], *, message: str
+    ) -> list[CancelOutcome]:
+        """``cancel_waiting`` for each (job id, result retention ms), in two pipelined round trips."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.arq_job(job_id))
-            pipe.get(keys.arq_retry(job_id))
-            pipe.hget(keys.job_meta(job_id), "queue")
-            raw, attempts, meta_queue = await pipe.execute()
-        if raw is None:
-            return "missing"
-        record = cancellation_record(
-            job_id,
-            raw,
-            attempts=int(attempts or 0),
-            queue=meta_queue.decode() if meta_queue else keys.DEFAULT_QUEUE,
-            message=message,
-        )
-        return decode_cancel_waiting(
-            await self._cancel_waiting(keys=[keys.ABORT_SET], args=[job_id, record, retention_ms])
-        )
+            for job_id, _ in jobs:
+                pipe.get(keys.arq_job(job_id))
+                pipe.get(keys.arq_retry(job_id))
+                pipe.hget(keys.job_meta(job_id), "queue")
+            read = await pipe.execute()
+        outcomes: list[CancelOutcome | None] = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for n, (job_id, retention_ms) in enumerate(jobs):
+                raw, attempts, meta_queue = read[3 * n : 3 * n + 3]
+                if raw is None:
+                    outcomes.append("missing")  # no record: answered without the script
+                    continue
+                record = cancellation_record(
+                    job_id,
+                    raw,
+                    attempts=int(attempts or 0),
+                    queue=meta_queue.decode() if meta_queue else keys.DEFAULT_QUEUE,
+                    message=message,
+                )
+                await self._cancel_waiting(args=[job_id, record, retention_ms], client=pipe)
+                outcomes.append(None)
+            replies = iter(await pipe.execute())
+        return [outcome or decode_cancel_waiting(next(replies)) for outcome in outcomes]
 
     async def settle(self, parent_id: str) -> list[str]:
         """Release the dependents of a job that succeeded; the ids still to cancel when it did not."""

@@ -174,6 +174,28 @@ class JobList(BaseModel):
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null at the end.")
 
 
+class CancelMatching(BaseModel):
+    """Which of the caller's unfinished jobs to cancel; every filter left out matches all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str | None = Field(None, pattern=JOB_TYPE_PATTERN, max_length=100)
+    queue: str | None = Field(None, pattern=QUEUE_PATTERN)
+    status: Literal[JobStatus.queued, JobStatus.deferred, JobStatus.in_progress] | None = Field(
+        None, description="Only jobs in this status (finished jobs are never cancelled)."
+    )
+    created_before: AwareDatetime | None = Field(
+        None, description="Only jobs submitted before this instant (with its UTC offset)."
+    )
+
+
+class CancelledJobs(BaseModel):
+    cancelled: int = Field(description="Jobs that had not started: they never will.")
+    aborting: int = Field(
+        description="Running jobs asked to stop: each ends cancelled, unless it finishes first."
+    )
+
+
 class AttemptView(BaseModel):
     """One failed attempt; an attempt lost with its worker has no times."""
 

@@ -12,6 +12,7 @@ from service.api.schemas import JOB_ID_PATTERN
 
 NOTICES = {
     "cancelled": "Job cancelled.",
+    "cancelled_all": "{count} unfinished jobs cancelled; running ones stop within moments.",
     "retried": "This is a new job running the failed one again.",
     "replayed": "Dead letter replayed as a new job.",
     "replayed_all": "{count} dead letters replayed as new jobs.",

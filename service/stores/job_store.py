@@ -53,6 +53,18 @@ class ListFilter:
     queue: str | None = None
 
 
+@dataclass(frozen=True)
+class CancelTally:
+    """What a cancel by filter did: jobs cancelled before they started, running jobs asked to abort."""
+
+    cancelled: int = 0
+    aborting: int = 0
+
+
+#: jobs a cancel by filter reads and cancels per step
+CANCEL_STEP = 500
+
+
 class JobStore:
     """Submit, read, wait for, cancel and list jobs."""
 
@@ -198,6 +210,33 @@ class JobStore:
             raise JobAlreadyFinished(f"Job {job_id} {snapshot.status.value} before it could be cancelled.")
         return snapshot
 
+    async def cancel_matching(
+        self, tenant: str, filters: ListFilter, *, created_before_ms: int | None = None
+    ) -> CancelTally:
+        """Cancel every unfinished job of ``tenant`` that ``filters`` match (and created before
+        ``created_before_ms``): the waiting ones never start, the running ones are asked to abort. In
+        steps of ``CANCEL_STEP`` jobs, each a few pipelined round trips, so Redis never blocks long."""
+        index = _index_for(tenant, filters)
+        position = None if created_before_ms is None else (created_before_ms, "")
+        tally = CancelTally()
+        while entries := await self.index_page(index, position, CANCEL_STEP):
+            position = entries[-1][1], entries[-1][0]
+            snapshots = await read_snapshots(self.redis, [job_id for job_id, _ in entries])
+            matching = [s for s in snapshots if s is not None and not s.is_finished and _matches(s, filters)]
+            waiting = [s for s in matching if s.status in (JobStatus.queued, JobStatus.deferred)]
+            outcomes = await self.queues.cancel_waiting_many(
+                [(s.id, self._retention_s(s.type) * 1000) for s in waiting],
+                message="cancelled before it started",
+            )
+            cancelled = [s.id for s, outcome in zip(waiting, outcomes, strict=True) if outcome == "cancelled"]
+            if cancelled:
+                await settle_dependents(self.queues, cancelled, self._retention_s)
+            started = [s.id for s, outcome in zip(waiting, outcomes, strict=True) if outcome == "running"]
+            aborting = [s.id for s in matching if s.status is JobStatus.in_progress] + started
+            await self._request_aborts(aborting)
+            tally = CancelTally(tally.cancelled + len(cancelled), tally.aborting + len(aborting))
+        return tally
+
     async def _cancel_before_start(self, snapshot: JobSnapshot) -> str:
         outcome = await self.queues.cancel_waiting(
             snapshot.id,
@@ -209,9 +248,16 @@ class JobStore:
         return outcome
 
     async def _request_abort(self, job_id: str) -> None:
+        await self._request_aborts([job_id])
+
+    async def _request_aborts(self, job_ids: Sequence[str]) -> None:
+        if not job_ids:
+            return
+        at = now_ms()
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(keys.ABORT_SET, {job_id: now_ms()})
-            pipe.hset(keys.job_meta(job_id), "cancel_requested", str(now_ms()))
+            pipe.zadd(keys.ABORT_SET, dict.fromkeys(job_ids, at))
+            for job_id in job_ids:
+                pipe.hset(keys.job_meta(job_id), "cancel_requested", str(at))
             await pipe.execute()
 
     async def list_jobs(
@@ -219,12 +265,7 @@ class JobStore:
     ) -> tuple[list[JobSnapshot], str | None]:
         """Newest first. Filters that no index answers are applied while scanning, at most ``scan_budget``
         entries per page; a page may then hold fewer than ``limit`` jobs and still have a next cursor."""
-        if filters.type is not None:
-            index = keys.index_by_type(tenant, filters.type)
-        elif filters.queue is not None:
-            index = keys.index_by_queue(tenant, filters.queue)
-        else:
-            index = keys.index_all(tenant)
+        index = _index_for(tenant, filters)
         position = decode_cursor(cursor) if cursor else None
         found: list[JobSnapshot] = []
         scanned = 0
@@ -352,6 +393,15 @@ def _snapshot_of_new(job: NewJob, job_id: str, call: EnqueueCall, *, waiting_for
         waiting_for=waiting_for,
         tenant=job.tenant,
     )
+
+
+def _index_for(tenant: str, filters: ListFilter) -> str:
+    """The narrowest listing index that holds every job ``filters`` can match."""
+    if filters.type is not None:
+        return keys.index_by_type(tenant, filters.type)
+    if filters.queue is not None:
+        return keys.index_by_queue(tenant, filters.queue)
+    return keys.index_all(tenant)
 
 
 def _matches(snapshot: JobSnapshot, filters: ListFilter) -> bool:

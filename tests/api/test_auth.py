@@ -80,6 +80,10 @@ ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
         lambda i: Sample("GET", f"/v1/dead-letters/{i.dead_to_read}"),
     ),
     ("DELETE", "/v1/jobs/{job_id}"): ("cancel", lambda i: Sample("DELETE", f"/v1/jobs/{i.to_cancel}")),
+    ("POST", "/v1/jobs:cancel"): (
+        "cancel",
+        lambda i: Sample("POST", "/v1/jobs:cancel", {"type": "nothing.matches"}),
+    ),
     ("DELETE", "/v1/dead-letters/{job_id}"): (
         "cancel",
         lambda i: Sample("DELETE", f"/v1/dead-letters/{i.dead_to_delete}"),

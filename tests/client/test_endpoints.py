@@ -4,10 +4,18 @@ batches, retries, dead letters, event streams, operations and admin."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from jobsvc_client import Conflict, JobSubmit, NotFound, RateLimited, ServiceUnavailable, ValidationFailed
+from jobsvc_client import (
+    Conflict,
+    JobSubmit,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 
 
 async def failed_job(jobs: Any, run_jobs: Any) -> Any:
@@ -30,6 +38,20 @@ async def test_a_batch_is_enqueued_whole_or_refused_naming_each_bad_item(jobs: A
         await jobs.submit_batch(bad)
     assert [e.pointer for e in caught.value.errors] == ["/jobs/1/params/seconds"]
     assert len((await jobs.list()).jobs) == 2
+
+
+async def test_jobs_are_cancelled_in_bulk_by_filter(jobs: Any) -> None:
+    noops = [await jobs.submit("diag.noop") for _ in range(2)]
+    sleep = await jobs.submit("diag.sleep", {"seconds": 0})
+    cancelled = await jobs.cancel_matching(
+        type="diag.noop", status="queued", created_before=datetime.now(UTC)
+    )
+    assert (cancelled.cancelled, cancelled.aborting) == (2, 0)
+    assert [(await jobs.get(job.id)).status for job in [*noops, sleep]] == [
+        "cancelled",
+        "cancelled",
+        "queued",
+    ]
 
 
 async def test_a_failed_job_is_retried_once_as_a_new_job_and_a_succeeded_one_never(

@@ -246,3 +246,47 @@ async def test_pausing_a_queue_needs_the_admin_scope_and_a_known_queue_and_other
     refused = await browser_like.post("/dashboard/queues/bulk/pause", data={"csrf_token": token})
     assert refused.status_code == 403
     assert await redis.hgetall(keys.PAUSED_QUEUES) == {}
+
+
+async def test_cancel_all_needs_the_cancel_scope_and_a_form_token_and_otherwise_cancels_nothing(
+    browser_like: httpx.AsyncClient, http: httpx.AsyncClient
+) -> None:
+    waiting = (await http.post("/v1/jobs", json={"type": "diag.noop", "params": {}})).json()["id"]
+    await sign_in(browser_like)
+    assert (await browser_like.post("/dashboard/jobs/cancel", data={})).status_code == 403  # no token
+    token = form_token((await browser_like.get("/dashboard/jobs")).text)
+
+    reader = await new_key(http, "default", ["read", "submit"])
+    await browser_like.post("/dashboard/sign-out", data={"csrf_token": token})
+    await sign_in(browser_like, reader["key"])
+    page = (await browser_like.get("/dashboard/jobs")).text
+    assert "Cancel all" not in page  # not offered
+    refused = await browser_like.post("/dashboard/jobs/cancel", data={"csrf_token": form_token(page)})
+    assert refused.status_code == 403
+    assert (await http.get(f"/v1/jobs/{waiting}")).json()["status"] == "queued"
+
+
+async def test_cancel_all_cancels_what_the_filters_match_and_says_how_many(
+    browser_like: httpx.AsyncClient, http: httpx.AsyncClient
+) -> None:
+    submitted = [
+        (await http.post("/v1/jobs", json={"type": t, "params": p})).json()["id"]
+        for t, p in (
+            ("diag.noop", {}),
+            ("diag.noop", {}),
+            ("diag.sleep", {"seconds": 0}),
+        )
+    ]
+    await sign_in(browser_like)
+    page = (await browser_like.get("/dashboard/jobs?type=diag.noop")).text
+    assert "Cancel all matching" in page
+    done = await browser_like.post(
+        "/dashboard/jobs/cancel", data={"csrf_token": form_token(page), "type": "diag.noop", "status": ""}
+    )
+    assert done.status_code == 303
+    assert (await browser_like.get(done.headers["location"])).text.count("2 unfinished jobs cancelled") == 1
+    statuses = [(await http.get(f"/v1/jobs/{job_id}")).json()["status"] for job_id in submitted]
+    assert statuses == ["cancelled", "cancelled", "queued"]
+    finished = (await browser_like.get("/dashboard/jobs?status=cancelled")).text
+    assert finished.count('data-job-id="') == 2  # listed, and nothing there to cancel: not offered
+    assert "Cancel all" not in finished

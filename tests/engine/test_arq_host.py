@@ -60,9 +60,7 @@ def test_the_list_names_every_private_method_the_engine_overrides() -> None:
     assert overridden <= PRIVATE_INTERNALS
 
 
-@pytest.mark.parametrize(
-    "lost", ["_poll_iteration", "_cancel_aborted_jobs", "_job_completion_wait", "job_tasks"]
-)
+@pytest.mark.parametrize("lost", ["_poll_iteration", "_jobs_started", "_job_completion_wait", "job_tasks"])
 async def test_a_worker_on_an_arq_lacking_an_internal_refuses_to_start_and_names_it(
     settings: Settings, redis: ArqRedis, monkeypatch: pytest.MonkeyPatch, lost: str
 ) -> None:

@@ -27,6 +27,8 @@ from jobsvc_client.models.dead_letters import (
 from jobsvc_client.models.jobs import (
     TERMINAL_STATUSES,
     Backoff,
+    CancelledJobs,
+    CancelMatching,
     Job,
     JobBatch,
     JobBatchSubmit,
@@ -37,6 +39,7 @@ from jobsvc_client.models.jobs import (
     JobProgress,
     JobStatus,
     JobSubmit,
+    UnfinishedStatus,
     rfc3339,
 )
 from jobsvc_client.models.operations import (
@@ -58,6 +61,7 @@ from jobsvc_client.models.problems import FieldProblem, Problem
 REQUEST_MODELS = (
     ApiKeyCreate,
     Backoff,
+    CancelMatching,
     DeadLetterReplay,
     DeadLetterSelection,
     JobBatchSubmit,
@@ -74,6 +78,8 @@ __all__ = [
     "ApiKeyView",
     "AttemptView",
     "Backoff",
+    "CancelMatching",
+    "CancelledJobs",
     "DeadLetter",
     "DeadLetterList",
     "DeadLetterPurgeResult",
@@ -108,6 +114,7 @@ __all__ = [
     "TenantDeletion",
     "TenantList",
     "TenantQuotas",
+    "UnfinishedStatus",
     "WorkerList",
     "WorkerView",
     "rfc3339",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
@@ -25,6 +25,9 @@ class JobStatus(StrEnum):
     failed = "failed"
     cancelled = "cancelled"
 
+
+#: the statuses of a job that has not ended
+UnfinishedStatus = Literal[JobStatus.queued, JobStatus.deferred, JobStatus.in_progress]
 
 #: a job in one of these has ended and never changes status again
 TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
@@ -85,6 +88,24 @@ class JobList(BaseModel):
 
     jobs: list[Job]
     next_cursor: str | None = None
+
+
+class CancelMatching(BaseModel):
+    """Which of your unfinished jobs a bulk cancel touches; a filter left out matches all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str | None = None
+    queue: str | None = None
+    status: UnfinishedStatus | None = None
+    created_before: Timestamp | None = None
+
+
+class CancelledJobs(BaseModel):
+    #: jobs that had not started: they never will
+    cancelled: int
+    #: running jobs asked to stop: each ends cancelled, unless it finishes first
+    aborting: int
 
 
 class JobBatch(BaseModel):

@@ -1,10 +1,12 @@
--- Cancel a job that has not started: it leaves every queue and its result says cancelled.
+-- Cancel a job that has not started: it leaves every queue and its result says cancelled. No abort
+-- request is left behind: a claim takes the job and its lock in one step, so no worker can hold it
+-- unlocked, and a cancel of a waiting job costs the workers nothing (ARQ's abort set stays for the
+-- running jobs whose abort was asked).
 --
--- KEYS: [1] ARQ's abort set
+-- KEYS: none
 -- ARGV: [1] job id, [2] the cancelled job's result record, [3] its ttl ms
 -- Replies:
---   'cancelled'                      done: the job will not start (a worker that popped it a moment ago
---                                    finds the abort request)
+--   'cancelled'                      done: the job will not start
 --   'finished'                       the job has ended already: nothing written
 --   'running'                        an attempt holds the job's lock: nothing written
 --   'missing'                        the job waits in no queue: nothing written
@@ -29,8 +31,6 @@ if remove_arq_entry(q, id) == 0 then return 'missing' end
 local now = now_ms()
 redis.call('ZREM', ready_key(q), id)
 redis.call('ZREM', deferred_key(q), id)
--- a worker that popped the id a moment ago finds the abort request and records the cancellation itself
-redis.call('ZADD', KEYS[1], fmt(now), id)
 redis.call('PEXPIRE', job_key(id), 60000)
 redis.call('SET', result_key(id), ARGV[2], 'PX', ARGV[3])
 redis.call('HSET', meta_key(id), 'cancel_requested', fmt(now))

@@ -18,6 +18,8 @@ from service.api.schemas import (
     JOB_ID_PATTERN,
     JOB_TYPE_PATTERN,
     QUEUE_PATTERN,
+    CancelledJobs,
+    CancelMatching,
     Job,
     JobBatch,
     JobBatchItems,
@@ -213,6 +215,25 @@ async def get_job(
 async def cancel_job(job_id: JobId, caller: CancelKey, store: StoreDep) -> Job:
     """A waiting job never starts; a running one is aborted. 409 when it had already finished."""
     return job_view(await store.cancel(job_id, caller.tenant, wait_s=CANCEL_WAIT_S))
+
+
+@router.post(
+    ":cancel",
+    response_model=CancelledJobs,
+    responses=problems({**INVALID_PARAMETER}),
+    summary="Cancel every job that matches",
+)
+async def cancel_matching(body: CancelMatching, caller: CancelKey, store: StoreDep) -> CancelledJobs:
+    """Every unfinished job of the caller's tenant that the filters match: waiting ones never start,
+    running ones are asked to stop. Done in bounded steps; answers how many of each."""
+    tally = await store.cancel_matching(
+        caller.tenant,
+        ListFilter(status=body.status, type=body.type, queue=body.queue),
+        created_before_ms=None
+        if body.created_before is None
+        else int(body.created_before.timestamp() * 1000),
+    )
+    return CancelledJobs(cancelled=tally.cancelled, aborting=tally.aborting)
 
 
 @router.get(

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from jobs.engine.attempts import read_attempts
 from jobs.engine.records import JobSnapshot, read_snapshots
 from jobs.queues import QUEUE_NAMES
-from jobs.status import JobStatus
+from jobs.status import TERMINAL_STATUSES, JobStatus
 from service.api.deps import DeadLettersDep, JobTypesDep, SettingsDep, StoreDep
 from service.api.errors import DeadLetterNotFound, JobNotFound
 from service.api.routes.jobs import CANCEL_WAIT_S
@@ -64,11 +64,7 @@ async def jobs_page(
             except JobNotFound:
                 pass
         missing_id = wanted[:128]
-    filters = ListFilter(
-        status=JobStatus(status) if status in STATUSES else None,
-        type=type if _JOB_TYPE.fullmatch(type) and len(type) <= 100 else None,
-        queue=queue if queue in QUEUE_NAMES else None,
-    )
+    filters = chosen_filters(status, type, queue)
     after = await stream_position(store.redis, session.tenant)
     jobs, next_cursor = await store.list_jobs(
         session.tenant, filters, limit=PAGE_SIZE, cursor=cursor[:300] or None
@@ -91,10 +87,33 @@ async def jobs_page(
             "type_names": sorted(job_types),
             "queue_names": QUEUE_NAMES,
             "missing_id": missing_id,
+            "can_cancel_matching": session.can("cancel") and filters.status not in TERMINAL_STATUSES,
+            "notice": notice_text(request.query_params),
             "events_after": after,
             "example_type": "diag.noop" if "diag.noop" in job_types else min(job_types, default="email.send"),
         },
     )
+
+
+def chosen_filters(status: str, job_type: str, queue: str) -> ListFilter:
+    """The filters a form names; one that is not among the choices counts as no filter."""
+    return ListFilter(
+        status=JobStatus(status) if status in STATUSES else None,
+        type=job_type if _JOB_TYPE.fullmatch(job_type) and len(job_type) <= 100 else None,
+        queue=queue if queue in QUEUE_NAMES else None,
+    )
+
+
+@router.post("/dashboard/jobs/cancel")
+async def cancel_matching(sent: CancelAction, store: StoreDep) -> Response:
+    """Every unfinished job the page's filters match (``POST /v1/jobs:cancel``)."""
+    form = sent.form
+    filters = chosen_filters(form.get("status", ""), form.get("type", ""), form.get("queue", ""))
+    count = 0
+    if filters.status not in TERMINAL_STATUSES:
+        tally = await store.cancel_matching(sent.session.tenant, filters)
+        count = tally.cancelled + tally.aborting
+    return RedirectResponse(notice_url("/dashboard/jobs", "cancelled_all", count=count), status_code=303)
 
 
 @router.get("/dashboard/jobs/{job_id}/row")
