@@ -274,3 +274,20 @@ TENANTS = f"{PREFIX}tenants"
 def deleted(job_id: str) -> str:
     """Marker of a job deleted with its tenant's data: its worker must not write its end back."""
     return f"{PREFIX}deleted:{job_id}"
+
+
+def released(job_id: str) -> str:
+    """The last release of a job's claim: its lease token and reply, kept a few seconds, so that a
+    release sent again (redis-py resends a command whose connection dropped) answers as the first did
+    and changes nothing."""
+    return f"{PREFIX}released:{job_id}"
+
+
+def claimed(request_id: str) -> str:
+    """The reply of one claim request (a worker's id and its claim count), kept for the lease, so that a
+    claim sent again answers with the jobs the first one took instead of taking more."""
+    return f"{PREFIX}claimed:{request_id}"
+
+
+#: how long a release's or a claim's reply is kept for a resend of it (ms): redis-py resends at once
+RESEND_MEMORY_MS = 10_000

@@ -499,12 +499,14 @@ class JobQueues:
         limits: str,
         queues: Iterable[tuple[str, int]],
         credits: dict[str, int],
+        request_id: str = "",
     ) -> tuple[list[Claim], int | None]:
         """Take up to ``free`` ready jobs from ``queues`` (name, weight), sharing the slots by weight with
         the round-robin ``credits`` (updated in place); also the earliest time (ms) one of them needs a
-        look again (a deferred job falls due or a lease lapses), if any."""
+        look again (a deferred job falls due or a lease lapses), if any. The same ``request_id`` sent
+        again answers with the same jobs (for a resend after a dropped connection)."""
         served = list(queues)
-        args: list[str | int] = [lease_ms, free, limits]
+        args: list[str | int] = [lease_ms, free, limits, request_id]
         for name, weight in served:
             args += [name, weight, credits.get(name, 0)]
         reply = decode_claim(await self._claim(args=args), [name for name, _ in served])

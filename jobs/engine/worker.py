@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import itertools
 import json
 import logging
 import os
@@ -170,6 +171,7 @@ class JobsvcWorker(ArqHost):
         self._look_now = True
         self._look_at_ms = float("inf")
         self._credits: dict[str, int] = {name: 0 for name, _ in config.queues}
+        self._claim_requests = itertools.count()
         self._limits_json = json.dumps({name: dict(limit) for name, limit in config.limits.items()})
         self.in_progress_timeout_s = config.lease_s
         # ARQ's loop sleeps poll_delay between iterations; here an iteration blocks until there is work
@@ -306,6 +308,7 @@ class JobsvcWorker(ArqHost):
                 limits=self._limits_json,
                 queues=self.engine.queues,
                 credits=self._credits,
+                request_id=f"{self.worker_id}:{next(self._claim_requests)}",
             )
             self._look_now = False
             self._look_at_ms = float("inf") if next_due is None else next_due

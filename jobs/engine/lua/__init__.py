@@ -87,6 +87,9 @@ PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "ARQ_OWNED": keys.ARQ_OWNED,
     "ARQ_ENTRY_FIELD": keys.ARQ_ENTRY_FIELD,
     "INTAKE_LOCK_PREFIX": _prefix(keys.intake_lock),
+    "RELEASED_PREFIX": _prefix(keys.released),
+    "CLAIMED_PREFIX": _prefix(keys.claimed),
+    "RESEND_MEMORY_MS": keys.RESEND_MEMORY_MS,
 }
 
 _LOADER = ScriptLoader(resources.files(__name__), PLACEHOLDERS)

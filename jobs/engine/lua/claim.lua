@@ -6,7 +6,8 @@
 --
 -- KEYS: none
 -- ARGV: [1] lease ms, [2] free slots, [3] limits (JSON: job type -> {r = starts, p = per ms,
---       c = at most running}), then per queue [i] name, [i+1] weight, [i+2] round-robin credit
+--       c = at most running}), [4] the request's id ('' for none), then per queue [i] name, [i+1]
+--       weight, [i+2] round-robin credit
 -- Replies {claims, next_due, credits}:
 --   claims    a list, one {id, ARQ queue score, queue, limit slot ('' for none), job record ('' if
 --             gone), attempt number, aborted (0/1), job type, queue wait ms (due -> now), lease token}
@@ -17,6 +18,8 @@
 --   next_due  the earliest of the queues' timers (a deferred job falls due or a lease lapses, ms), or
 --             -1 when none; each queue's timer is also written to the timers set
 --   credits   the queues' weighted round-robin credits, in ARGV's order, for the next claim
+-- Safe to send twice (redis-py resends a command whose connection dropped): a request that took jobs is
+-- remembered by its id for a while, and the same request again answers with those jobs, taking no more.
 
 --- @include "fmt"
 --- @include "now_ms"
@@ -36,11 +39,16 @@
 
 local function limit_key(name) return '${LIMIT_PREFIX}' .. name end
 
+local remembered = ARGV[4] ~= '' and '${CLAIMED_PREFIX}' .. ARGV[4] or nil
+if remembered then
+  local earlier = redis.call('GET', remembered)
+  if earlier then return cmsgpack.unpack(earlier) end  -- this very request, sent again
+end
 local lease = tonumber(ARGV[1])
 local free = tonumber(ARGV[2])
 local limits = cjson.decode(ARGV[3])
 local queues, weights, credits = {}, {}, {}
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   table.insert(queues, ARGV[i])
   table.insert(weights, tonumber(ARGV[i + 1]))
   table.insert(credits, tonumber(ARGV[i + 2]))
@@ -208,4 +216,8 @@ for i, q in ipairs(queues) do
 end
 local credit_out = {}
 for i = 1, #queues do credit_out[i] = fmt(credits[i]) end
-return {claims, fmt(next_due), credit_out}
+local reply = {claims, fmt(next_due), credit_out}
+if remembered and #claims > 0 then
+  redis.call('SET', remembered, cmsgpack.pack(reply), 'PX', ${RESEND_MEMORY_MS})
+end
+return reply

@@ -20,6 +20,9 @@
 --   'stale'                          another claim holds the job now (this attempt's lease lapsed and
 --                                    it was claimed again): nothing changed. A lapsed lease nobody took
 --                                    over yet is still this attempt's to release
+-- Safe to send twice (redis-py resends a command whose connection dropped): a release is remembered
+-- with its token for a few seconds, and the same release again answers as the first did, changing
+-- nothing.
 
 --- @include "fmt"
 --- @include "now_ms"
@@ -41,60 +44,75 @@
 --- @include "emit_event"
 --- @include "remove_arq_entry"
 
-local id, q, slot, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local id, q, slot, mode, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[13]
 local holder = redis.call('GET', in_progress_key(id))
-if holder and holder ~= ARGV[13] then return 'stale' end
-local now = now_ms()
-if redis.call('EXISTS', deleted_key(id)) == 1 then  -- deleted with its tenant's data while it ran
-  redis.call('DEL', in_progress_key(id), retry_key(id), job_key(id))
+if holder and holder ~= token then return 'stale' end
+local remembered = '${RELEASED_PREFIX}' .. id
+-- sent again: the lock is gone (or, for a lock kept on, still this token's)
+if token ~= '' and (not holder or ARGV[7] ~= '') then
+  local earlier = redis.call('GET', remembered)
+  if earlier and string.sub(earlier, 1, #token + 1) == token .. ' ' then
+    return string.sub(earlier, #token + 2)  -- this very release, sent again
+  end
+end
+
+local function release()
+  local now = now_ms()
+  if redis.call('EXISTS', deleted_key(id)) == 1 then  -- deleted with its tenant's data while it ran
+    redis.call('DEL', in_progress_key(id), retry_key(id), job_key(id))
+    redis.call('ZREM', running_key(q), id)
+    release_slot(slot, id, now)
+    return 'gone'
+  end
+  if ARGV[7] ~= '' then
+    redis.call('PEXPIRE', in_progress_key(id), ARGV[7])
+  else
+    redis.call('DEL', in_progress_key(id))
+  end
   redis.call('ZREM', running_key(q), id)
   release_slot(slot, id, now)
-  return 'gone'
-end
-if ARGV[7] ~= '' then
-  redis.call('PEXPIRE', in_progress_key(id), ARGV[7])
-else
-  redis.call('DEL', in_progress_key(id))
-end
-redis.call('ZREM', running_key(q), id)
-release_slot(slot, id, now)
-if mode == 'again' then
-  if ARGV[9] == '1' then redis.call('DECR', retry_key(id)) end
-  local due = redis.call('ZSCORE', arq_queue_key(q), id)
-  if not due then return 'gone' end
-  due = tonumber(due) + tonumber(ARGV[8])
-  redis.call('ZADD', arq_queue_key(q), fmt(due), id)
-  place(q, id, due, priority_of(id), now)
-  local m = redis.call('HMGET', meta_key(id), 'tenant', 'type')
-  local reason = 'handed_back'
-  if ARGV[9] ~= '1' then reason = 'retry' end  -- the worker tallies the retry (jobs.engine.metrics)
-  local status = 'queued'
-  if due > now then status = 'deferred' end
-  emit_event(m[1] or '${DEFAULT_TENANT}', id, m[2] or '', q, 'status', status, {reason = reason})
-  return 'again'
-end
-if ARGV[5] ~= '' then
-  if tonumber(ARGV[6]) > 0 then
-    redis.call('SET', result_key(id), ARGV[5], 'PX', ARGV[6])
-    redis.call('PEXPIRE', meta_key(id), ARGV[6])  -- the job's meta lives as long as its result
-  else
-    redis.call('SET', result_key(id), ARGV[5])
-    redis.call('PERSIST', meta_key(id))
+  if mode == 'again' then
+    if ARGV[9] == '1' then redis.call('DECR', retry_key(id)) end
+    local due = redis.call('ZSCORE', arq_queue_key(q), id)
+    if not due then return 'gone' end
+    due = tonumber(due) + tonumber(ARGV[8])
+    redis.call('ZADD', arq_queue_key(q), fmt(due), id)
+    place(q, id, due, priority_of(id), now)
+    local m = redis.call('HMGET', meta_key(id), 'tenant', 'type')
+    local reason = 'handed_back'
+    if ARGV[9] ~= '1' then reason = 'retry' end  -- the worker tallies the retry (jobs.engine.metrics)
+    local status = 'queued'
+    if due > now then status = 'deferred' end
+    emit_event(m[1] or '${DEFAULT_TENANT}', id, m[2] or '', q, 'status', status, {reason = reason})
+    return 'again'
   end
-end
-if ARGV[11] == '1' then
-  redis.call('ZADD', '${DEAD_LETTERS_PREFIX}' .. tenant_of(id), fmt(now), id)
-  -- the queue's count of dead letters (``jobsvc_dead_letters``), pruned of those past their retention
-  redis.call('ZADD', '${DEAD_BY_QUEUE_PREFIX}' .. q, fmt(now), id)
-  redis.call('ZREMRANGEBYSCORE', '${DEAD_BY_QUEUE_PREFIX}' .. q, '-inf', fmt(now - tonumber(ARGV[12])))
-  for _, key in ipairs({result_key(id), meta_key(id), '${ATTEMPTS_PREFIX}' .. id}) do
-    redis.call('PEXPIRE', key, ARGV[12])
+  if ARGV[5] ~= '' then
+    if tonumber(ARGV[6]) > 0 then
+      redis.call('SET', result_key(id), ARGV[5], 'PX', ARGV[6])
+      redis.call('PEXPIRE', meta_key(id), ARGV[6])  -- the job's meta lives as long as its result
+    else
+      redis.call('SET', result_key(id), ARGV[5])
+      redis.call('PERSIST', meta_key(id))
+    end
   end
+  if ARGV[11] == '1' then
+    redis.call('ZADD', '${DEAD_LETTERS_PREFIX}' .. tenant_of(id), fmt(now), id)
+    -- the queue's count of dead letters (``jobsvc_dead_letters``), pruned of those past their retention
+    redis.call('ZADD', '${DEAD_BY_QUEUE_PREFIX}' .. q, fmt(now), id)
+    redis.call('ZREMRANGEBYSCORE', '${DEAD_BY_QUEUE_PREFIX}' .. q, '-inf', fmt(now - tonumber(ARGV[12])))
+    for _, key in ipairs({result_key(id), meta_key(id), '${ATTEMPTS_PREFIX}' .. id}) do
+      redis.call('PEXPIRE', key, ARGV[12])
+    end
+  end
+  redis.call('DEL', retry_key(id), job_key(id))
+  redis.call('ZREM', '${ABORT_SET}', id)
+  remove_arq_entry(q, id)
+  redis.call('ZREM', ready_key(q), id)
+  redis.call('ZREM', deferred_key(q), id)
+  -- the worker tallies this end in its own counters (jobs.engine.metrics.Tally) when it is the first
+  return record_outcome(q, id, ARGV[10], now, true)
 end
-redis.call('DEL', retry_key(id), job_key(id))
-redis.call('ZREM', '${ABORT_SET}', id)
-remove_arq_entry(q, id)
-redis.call('ZREM', ready_key(q), id)
-redis.call('ZREM', deferred_key(q), id)
--- the worker tallies this end in its own counters (jobs.engine.metrics.Tally) when it is the first
-return record_outcome(q, id, ARGV[10], now, true)
+
+local reply = release()
+if token ~= '' then redis.call('SET', remembered, token .. ' ' .. reply, 'PX', ${RESEND_MEMORY_MS}) end
+return reply

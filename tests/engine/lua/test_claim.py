@@ -203,3 +203,25 @@ async def test_claim_takes_nothing_from_a_paused_queue_and_wakes_no_worker_for_i
     assert not await redis.exists(keys.wake("bulk"))  # no busy loop of wake-ups for a paused queue
     await redis.hdel(keys.PAUSED_QUEUES, "bulk")
     assert [claim.job_id for claim in await claim_all(queues, queue_weights=both)] == ["waits"]
+
+
+async def test_a_claim_sent_twice_answers_with_the_same_jobs_and_takes_no_more(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """redis-py sends a command again when its connection dropped before the reply came: the jobs the
+    first delivery took would otherwise wait for their leases to lapse, each charged a lost attempt."""
+    for job_id in ("j1", "j2", "j3"):
+        await submitted(queues, job_id)
+
+    async def claim(request_id: str) -> list[tuple[str, str, int]]:
+        claims, _ = await queues.claim(
+            lease_ms=LEASE_MS, free=2, limits="{}", queues=[(Q, 1)], credits={}, request_id=request_id
+        )
+        assert all(claim.start is not None for claim in claims)
+        return [(c.job_id, c.token, c.start.job_try if c.start else 0) for c in claims]
+
+    first = await claim("worker-a:7")
+    assert [job_id for job_id, _, _ in first] == ["j1", "j2"]
+    assert await claim("worker-a:7") == first  # the same jobs, tokens and attempts
+    assert await redis.get(keys.arq_retry("j1")) == b"1"  # the attempt counted once
+    assert [job_id for job_id, _, _ in await claim("worker-a:8")] == ["j3"]  # a new request takes more

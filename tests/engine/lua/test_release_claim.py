@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from arq import ArqRedis
 
 from jobs.engine import keys, lua
@@ -51,8 +53,8 @@ async def test_release_claim_records_an_outcome_once(queues: JobQueues, redis: A
     claim = await claimed(queues, "j1")
     await submitted(queues, "other")  # keeps the tenant's open count above zero
     replies = [
-        await queues.release(claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="failed")
-        for _ in range(2)
+        await queues.release(attempt, ended=True, result=b"r", result_ttl_ms=60_000, outcome="failed")
+        for attempt in (claim, replace(claim, token=""))  # the second: an end ARQ ran without a claim
     ]
     assert replies == ["ended", "ended_earlier"]  # the worker tallies the first end only
     assert await redis.get(keys.tenant_open_jobs(keys.DEFAULT_TENANT)) == b"1"
@@ -180,3 +182,26 @@ async def test_release_claim_of_a_lapsed_lease_nobody_took_over_is_still_its_att
         claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded"
     ) == ("ended")
     assert await redis.get(keys.arq_result("j1")) == b"r"
+
+
+async def test_a_release_sent_twice_answers_as_the_first_and_changes_nothing_more(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """redis-py sends a command again when its connection dropped before the reply came."""
+    handed_back = await claimed(queues, "back")
+    once = await queues.release(handed_back, ended=False, delay_ms=5_000, handed_back=True)
+    due = await redis.zscore(keys.arq_queue(Q), "back")
+    events = await redis.xlen(keys.events(keys.DEFAULT_TENANT))
+    twice = await queues.release(handed_back, ended=False, delay_ms=5_000, handed_back=True)
+    assert once == twice == "again"
+    assert await redis.zscore(keys.arq_queue(Q), "back") == due  # not pushed back a second time
+    assert await redis.get(keys.arq_retry("back")) == b"0"  # the attempt given back once
+    assert await redis.xlen(keys.events(keys.DEFAULT_TENANT)) == events
+
+    parent = await claimed(queues, "parent")
+    await queues.submit(job_call("child", depends_on=("parent",)))
+    ends = [
+        await queues.release(parent, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded")
+        for _ in range(2)
+    ]
+    assert ends == ["settle", "settle"]  # the worker hears what the first one did, and settles the child
