@@ -220,7 +220,7 @@ async def cancel_job(job_id: JobId, caller: CancelKey, store: StoreDep) -> Job:
 @router.post(
     ":cancel",
     response_model=CancelledJobs,
-    responses=problems({**INVALID_PARAMETER}),
+    responses=problems(BODY_PROBLEMS),
     summary="Cancel every job that matches",
 )
 async def cancel_matching(body: CancelMatching, caller: CancelKey, store: StoreDep) -> CancelledJobs:
