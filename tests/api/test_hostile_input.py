@@ -27,7 +27,8 @@ SAFE_KEY = re.compile(
     r"|jobsvc:(seq|lease_seq|tenants|apikeys|settling|timers|workers|diag:log|arq_owned)"
     r"|jobsvc:dead:[a-z0-9_-]+|jobsvc:dead:q:[a-z][a-z0-9_-]*"
     r"|jobsvc:events:t:[a-z0-9_-]+|jobsvc:metrics"
-    r"|jobsvc:apikey:[0-9a-f]{16})$"
+    r"|jobsvc:apikey:[0-9a-f]{16}"
+    r"|jobsvc:released:[0-9a-f]{32}|jobsvc:claimed:[A-Za-z0-9_.-]+:\d+)$"
 )
 LONG, MANY = "l" * 101, ["x"] * 101
 HOSTILE = "../../*?[a]{}\\\x00:\r\n' OR 1=1; FLUSHALL -- ☠"

@@ -42,7 +42,11 @@ local function limit_key(name) return '${LIMIT_PREFIX}' .. name end
 local remembered = ARGV[4] ~= '' and '${CLAIMED_PREFIX}' .. ARGV[4] or nil
 if remembered then
   local earlier = redis.call('GET', remembered)
-  if earlier then return cmsgpack.unpack(earlier) end  -- this very request, sent again
+  if earlier then  -- this very request, sent again: its reply, with the records read now
+    local reply = cmsgpack.unpack(earlier)
+    for _, claim in ipairs(reply[1]) do claim[5] = redis.call('GET', job_key(claim[1])) or '' end
+    return reply
+  end
 end
 local lease = tonumber(ARGV[1])
 local free = tonumber(ARGV[2])
@@ -217,7 +221,11 @@ end
 local credit_out = {}
 for i = 1, #queues do credit_out[i] = fmt(credits[i]) end
 local reply = {claims, fmt(next_due), credit_out}
-if remembered and #claims > 0 then
-  redis.call('SET', remembered, cmsgpack.pack(reply), 'PX', ${RESEND_MEMORY_MS})
+if remembered and #claims > 0 then  -- remembered without the job records: no params kept aside
+  local kept = {}
+  for i, claim in ipairs(claims) do
+    kept[i] = {claim[1], claim[2], claim[3], claim[4], '', claim[6], claim[7], claim[8], claim[9], claim[10]}
+  end
+  redis.call('SET', remembered, cmsgpack.pack({kept, reply[2], reply[3]}), 'PX', ${RESEND_MEMORY_MS})
 end
 return reply
