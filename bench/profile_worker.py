@@ -1,6 +1,7 @@
-"""Where a worker's time goes while it drains ``diag.noop`` jobs: a cProfile of one worker, by package.
+"""Where a worker's time goes while it drains ``diag.noop`` (or 10 ms ``diag.sleep``) jobs: a cProfile of
+one worker, by package.
 
-    .venv/bin/python -m bench.profile_worker [--jobs 5000] [--top 25] [--redis-url URL]
+    .venv/bin/python -m bench.profile_worker [--jobs 5000] [--kind noop|sleep] [--top 25] [--redis-url URL]
 
 Enqueues the backlog first (as the drain benchmark does), then runs one burst-mode worker built from
 ``worker_settings.WorkerSettings`` in this process under cProfile until the backlog is gone, and prints
@@ -29,6 +30,7 @@ from arq.logs import default_log_config
 from arq.worker import create_worker
 
 from bench.measure import run_against_server
+from bench.peers.base import Kind
 from bench.peers.jobsvc_app import JobsvcSystem
 from jobs.engine.connection import open_pool, redis_settings_from_url
 from service.config import Settings
@@ -56,13 +58,13 @@ def package_of(filename: str) -> str:
     return "other Python"
 
 
-async def drain(redis_url: str, jobs: int) -> tuple[float, cProfile.Profile]:
+async def drain(redis_url: str, jobs: int, kind: Kind = "noop") -> tuple[float, cProfile.Profile]:
     system = JobsvcSystem()
     await system.connect(redis_url)
     pool = await open_pool(redis_url)
     try:
         await pool.flushdb()
-        await system.enqueue_many("noop", jobs)
+        await system.enqueue_many(kind, jobs)
     finally:
         await system.close()
         await pool.aclose(close_connection_pool=True)
@@ -108,12 +110,13 @@ def report(profile: cProfile.Profile, top: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--kind", choices=typing.get_args(Kind), default="noop")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--redis-url")
     args = parser.parse_args(argv)
-    seconds, profile = run_against_server(args.redis_url, lambda url: drain(url, args.jobs))
+    seconds, profile = run_against_server(args.redis_url, lambda url: drain(url, args.jobs, args.kind))
     print(
-        f"{args.jobs} noop jobs drained by one worker under cProfile in {seconds:.2f} s "
+        f"{args.jobs} {args.kind} jobs drained by one worker under cProfile in {seconds:.2f} s "
         f"({args.jobs / seconds:,.0f} jobs/s; the profiler itself slows it down)"
     )
     report(profile, args.top)

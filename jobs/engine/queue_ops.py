@@ -426,6 +426,8 @@ class JobQueues:
         self._renew_leases = redis.register_script(scripts.RENEW_LEASES)
         #: a worker ends many attempts at once: their releases go to Redis together
         self._release_claim = ScriptBatcher(redis, scripts.RELEASE_CLAIM)
+        #: and so do their progress reports (jobs that started together report together)
+        self._report_progress = ScriptBatcher(redis, scripts.REPORT_PROGRESS)
         self._cancel_waiting = redis.register_script(scripts.CANCEL_WAITING)
         self._settle_dependents = redis.register_script(scripts.SETTLE_DEPENDENTS)
 
@@ -558,6 +560,11 @@ class JobQueues:
                 ]
             )
         )
+
+    async def report_progress(self, job_id: str, progress_json: str, token: str) -> bool:
+        """Record a running attempt's progress (``{current, total, message}`` as JSON) and tell its
+        tenant; False when the job's meta is gone or another claim holds it."""
+        return decode_report_progress(await self._report_progress.call([job_id, progress_json, token]))
 
     async def cancel_waiting(self, job_id: str, *, message: str, retention_ms: int) -> CancelOutcome:
         """Cancel a job that has not started: ``cancelled``, or ``finished``/``running``/``missing``."""

@@ -115,7 +115,7 @@ async def _attempt(
         {
             **arq_ctx,
             "max_attempts": budget,
-            "progress": ProgressReporter(redis, job_id, attempt_lease_token.get()),
+            "progress": ProgressReporter(arq_ctx["queues"], job_id, attempt_lease_token.get()),
             "dependencies": dependencies,
             "tenant": tenant,
             "history": TenantHistory(redis, tenant),

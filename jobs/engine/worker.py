@@ -571,4 +571,5 @@ def adopt(ctx: dict[str, Any], config: EngineConfig) -> JobsvcWorker:
     worker = arq_host.adopt(ctx, JobsvcWorker)
     worker.take_over(config)
     ctx["started_at"] = now_ms()
+    ctx["queues"] = worker.queues  # the scripts, with their batches: job attempts report progress there
     return worker
