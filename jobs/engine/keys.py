@@ -182,6 +182,9 @@ def intake_lock(queue: str) -> str:
 
 #: prefix of the keys behind rate and concurrency limits, built by the claim script from the limit's name
 LIMIT_PREFIX = f"{PREFIX}limit:"
+#: set of the limits' names (a type, or ``type:key digest``) under which jobs are parked: the workers'
+#: heartbeats let them go where a limit was raised or removed (readmit_parked.lua)
+PARKED_LIMITS = f"{PREFIX}parked_limits"
 
 
 def dependents(job_id: str) -> str:

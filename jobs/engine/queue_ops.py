@@ -377,11 +377,20 @@ def decode_unmark_replayed(raw: Any) -> None:
         raise UnexpectedReply(f"unmark_replayed: {raw!r}, not 1")
 
 
+def decode_count(raw: Any, script: str) -> int:
+    if not isinstance(raw, int):
+        raise UnexpectedReply(f"{script}: {raw!r}, not a count")
+    return raw
+
+
 def decode_delete_dead_letters(raw: Any) -> int:
     """How many of the jobs were still dead letters, now deleted."""
-    if not isinstance(raw, int):
-        raise UnexpectedReply(f"delete_dead_letters: {raw!r}, not a count")
-    return raw
+    return decode_count(raw, "delete_dead_letters")
+
+
+def decode_readmit_parked(raw: Any) -> int:
+    """How many parked jobs went back in line."""
+    return decode_count(raw, "readmit_parked")
 
 
 def decode_forget_idempotency_key(raw: Any) -> bool:
@@ -424,6 +433,7 @@ class JobQueues:
         self._schedule_tick = redis.register_script(scripts.SCHEDULE_TICK)
         self._claim = redis.register_script(scripts.CLAIM)
         self._renew_leases = redis.register_script(scripts.RENEW_LEASES)
+        self._readmit_parked = redis.register_script(scripts.READMIT_PARKED)
         #: a worker ends many attempts at once: their releases go to Redis together
         self._release_claim = ScriptBatcher(redis, scripts.RELEASE_CLAIM)
         #: and so do their progress reports (jobs that started together report together)
@@ -525,6 +535,12 @@ class JobQueues:
             args += [claim.job_id, claim.queue, claim.slot, claim.token]
         reply = await self._renew_leases(args=args, client=client)
         return decode_renew_leases(reply) if client is None else None
+
+    async def readmit_parked(self, limits: str, *, most: int, client: Redis | None = None) -> int | None:
+        """Put parked jobs back in line where their concurrency limit (in ``limits``, the claim's JSON)
+        has room now, ``most`` at most; how many (on ``client``, e.g. a pipeline: None)."""
+        reply = await self._readmit_parked(args=[limits, most], client=client)
+        return decode_readmit_parked(reply) if client is None else None
 
     async def release(
         self,

@@ -86,6 +86,8 @@ logger = logging.getLogger("jobsvc.engine")
 MAX_BLOCK_S = 3.0
 #: a busy worker reads the cancellations of running jobs at most this often (ARQ: every iteration)
 ABORT_CHECK_EVERY_S = 0.05
+#: the most parked jobs a heartbeat puts back in line (readmit_parked.lua)
+READMIT_PER_BEAT = 1000
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,8 @@ class JobsvcWorker(ArqHost):
             if running:
                 await self.queues.renew(lease_ms, running, client=pipe)
             write_tally(pipe, tally)
+            # jobs parked under a concurrency limit that was since raised or removed go back in line
+            await self.queues.readmit_parked(self._limits_json, most=READMIT_PER_BEAT, client=pipe)
             pipe.zadd(keys.WORKERS, {self.worker_id: now_ms()})
             pipe.hset(
                 keys.worker_record(self.worker_id),

@@ -29,8 +29,9 @@ from arq import ArqRedis
 
 from jobs.catalogue import diag
 from jobs.engine import keys
+from jobs.engine.queue_ops import JobQueues
 from service.config import Settings
-from tests.conftest import make_worker
+from tests.conftest import make_worker, worker_running
 from tests.engine.test_reliability import start_worker_process
 from tests.helpers import read_job, submit
 
@@ -403,3 +404,24 @@ async def test_jobs_held_back_by_a_concurrency_limit_do_not_block_the_workers_ot
     assert sorted(job["status"] for job in held) == ["in_progress"] + ["queued"] * 4
     first_sleep_start = min(ms(job["started_at"]) for job in held if job["started_at"])
     assert max(ms(job["finished_at"]) for job in done) < first_sleep_start + 1000
+
+
+async def test_a_job_parked_at_a_limit_since_removed_runs_without_waiting_for_a_slot(
+    http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
+) -> None:
+    """Parked under ``concurrency: 1`` behind a job whose slot is held for a minute; then the limit is
+    removed (workers started without it): the parked job runs at once, not when the slot frees."""
+    first = await submit(http, "diag.sleep", {"seconds": 0})
+    parked = await submit(http, "diag.sleep", {"seconds": 0})
+    claims, _ = await JobQueues(redis).claim(
+        lease_ms=60_000,
+        free=2,
+        limits=json.dumps({"diag.sleep": {"c": 1}}),
+        queues=[("default", 1)],
+        credits={},
+    )
+    assert [claim.job_id for claim in claims] == [first["id"]]  # the other one is parked
+    async with worker_running(settings):  # a rollout without the limit
+        async with asyncio.timeout(5):
+            while (await read_job(http, parked["id"]))["status"] != "succeeded":
+                await asyncio.sleep(0.05)

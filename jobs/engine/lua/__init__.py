@@ -71,6 +71,7 @@ PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "PAUSED_QUEUES": keys.PAUSED_QUEUES,
     "TIMERS": keys.TIMERS,
     "LIMIT_PREFIX": keys.LIMIT_PREFIX,
+    "PARKED_LIMITS": keys.PARKED_LIMITS,
     "DEPENDENTS_PREFIX": _prefix(keys.dependents),
     "SETTLING": keys.SETTLING,
     "STATS_PREFIX": keys.STATS_PREFIX,
@@ -104,6 +105,7 @@ CHECK_PARENTS: Final = SCRIPTS["check_parents"]
 SCHEDULE_TICK: Final = SCRIPTS["schedule_tick"]
 CLAIM: Final = SCRIPTS["claim"]
 RENEW_LEASES: Final = SCRIPTS["renew_leases"]
+READMIT_PARKED: Final = SCRIPTS["readmit_parked"]
 RELEASE_CLAIM: Final = SCRIPTS["release_claim"]
 CANCEL_WAITING: Final = SCRIPTS["cancel_waiting"]
 PURGE_JOB: Final = SCRIPTS["purge_job"]

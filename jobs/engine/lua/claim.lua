@@ -108,6 +108,7 @@ local function admit(q, id, jtype, part, priority)
     redis.call('ZREMRANGEBYSCORE', slot .. ':running', '-inf', fmt(now))
     if redis.call('ZCARD', slot .. ':running') >= limit.c then
       redis.call('RPUSH', slot .. ':parked', id)
+      redis.call('SADD', '${PARKED_LIMITS}', name)  -- for readmit_parked.lua, should the limit change
       return 'parked', ''
     end
   end
