@@ -294,3 +294,6 @@ def claimed(request_id: str) -> str:
 
 #: how long a release's or a claim's reply is kept for a resend of it (ms): redis-py resends at once
 RESEND_MEMORY_MS = 10_000
+
+#: the worker sweeping the queues for jobs past their queued expiry (jobs.engine.sweep), one at a time
+SWEEP_LOCK = f"{PREFIX}sweep"

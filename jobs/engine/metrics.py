@@ -101,10 +101,12 @@ class Tally:
     def claimed(self, job_type: str, queue: str, waited_ms: int) -> None:
         self._observe("w", f"{job_type}|{queue}", waited_ms)
 
-    def ended(self, job_type: str, queue: str, outcome: str, ran_ms: int) -> None:
+    def ended(self, job_type: str, queue: str, outcome: str, ran_ms: int | None) -> None:
+        """An attempt's end, and how long it ran (None: the job never started, e.g. it expired)."""
         labels = f"{job_type}|{queue}"
         self._fields[f"f|{labels}|{outcome}"] += 1
-        self._observe("r", labels, ran_ms)
+        if ran_ms is not None:
+            self._observe("r", labels, ran_ms)
 
     def retried(self, job_type: str, queue: str) -> None:
         self._fields[f"r|{job_type}|{queue}"] += 1

@@ -146,7 +146,8 @@ def enqueue_call(
     """``created_ms``: when the job was first enqueued, if not now (a job of ARQ's own producers)."""
     created = now_ms() if created_ms is None else created_ms
     due = max(job.run_at_ms or created, created)
-    job_ttl_ms = due - created + queued_expiry_ms
+    # the record outlives the job's expiry long enough for a sweep to end it (jobs.engine.sweep)
+    job_ttl_ms = due - created + queued_expiry_ms + EXPIRY_MARGIN_MS
     meta_ttl_ms = job_ttl_ms + int(job.timeout_s * 1000) + job.retention_s * 1000
     record = serialize_job(job.type, (), job_arguments(job), None, created, serializer=serialize)
     meta: dict[str, str | int] = {}  # type, queue, priority and tenant go in their own arguments
@@ -418,6 +419,10 @@ class ReplicasBehind(Exception):
         super().__init__(f"{acked} of {needed} replicas confirmed the write in time")
         self.acked = acked
         self.needed = needed
+
+
+#: how long a waiting job's record outlives its queued expiry: time for the sweep to end it as expired
+EXPIRY_MARGIN_MS = 10 * 60 * 1000
 
 
 class JobQueues:

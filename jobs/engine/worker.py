@@ -77,6 +77,8 @@ from jobs.engine.queue_ops import (
     settle_dependents,
 )
 from jobs.engine.records import CANCELLED_ERROR_TYPE
+from jobs.engine.sweep import sweep_expired
+from jobs.queues import QUEUE_NAMES
 from jobs.schedules import Schedule
 
 logger = logging.getLogger("jobsvc.engine")
@@ -112,6 +114,8 @@ class EngineConfig:
     queued_expiry_ms: int = 86_400_000
     #: what jobs enqueued with ARQ's own client become (``jobs.engine.arq_intake``)
     arq_producers: ArqProducers = field(default_factory=ArqProducers)
+    #: every queue jobs may be sent to, served here or not: swept for jobs past their expiry
+    known_queues: tuple[str, ...] = QUEUE_NAMES
 
     @property
     def renew_every_s(self) -> float:
@@ -224,7 +228,7 @@ class JobsvcWorker(ArqHost):
         served = [name for name, _ in self.engine.queues]
         tally = self.tally.take()
         try:
-            lost, ready, timers, leftovers = await self._beat_round_trip(
+            lost, ready, timers, leftovers, sweeping = await self._beat_round_trip(
                 lease_ms, ttl_ms, running, served, tally
             )
         except BaseException:
@@ -236,11 +240,31 @@ class JobsvcWorker(ArqHost):
         self._look_at_ms = min([self._look_at_ms, *(t for t in timers if t is not None)])
         if leftovers:
             await settle_dependents(self.queues, [p.decode() for p in leftovers], self.engine.retention_s)
+        if sweeping:
+            await self._sweep()
+
+    async def _sweep(self) -> None:
+        """End the jobs of any queue that waited past their expiry (``jobs.engine.sweep``)."""
+        engine = self.engine
+        expired = await sweep_expired(
+            self.queues,
+            engine.known_queues,
+            queued_expiry_ms=engine.queued_expiry_ms,
+            now_ms=now_ms(),
+            result_ttl_ms=engine.result_retention_s * 1000,
+            dead_letter_ms=engine.dead_letter_retention_s * 1000,
+        )
+        for job in expired:
+            logger.warning("job %s: not started within its expiry (queue %s); failed", job.job_id, job.queue)
+            self.tally.ended(job.job_type, job.queue, "failed", None)
+        if settling := [job.job_id for job in expired if job.reply == "settle"]:
+            await settle_dependents(self.queues, settling, engine.retention_s)
 
     async def _beat_round_trip(
         self, lease_ms: int, ttl_ms: int, running: list[Claim], served: list[str], tally: dict[str, int]
-    ) -> tuple[list[str], Any, Any, Any]:
-        """The replies the beat reads: leases lost, ready work, the queues' timers, unsettled ends."""
+    ) -> tuple[list[str], Any, Any, Any, bool]:
+        """The replies the beat reads: leases lost, ready work, the queues' timers, unsettled ends, and
+        whether this worker sweeps the queues this time (one worker per heartbeat period does)."""
         async with self.pool.pipeline(transaction=False) as pipe:
             if running:
                 await self.queues.renew(lease_ms, running, client=pipe)
@@ -267,10 +291,11 @@ class JobsvcWorker(ArqHost):
             pipe.exists(*(keys.ready(name) for name in served))
             pipe.zmscore(keys.TIMERS, served)
             pipe.zrangebyscore(keys.SETTLING, "-inf", now_ms() - lease_ms, start=0, num=100)
+            pipe.set(keys.SWEEP_LOCK, self.worker_id, px=int(self.engine.heartbeat_s * 1000), nx=True)
             replies = await pipe.execute()
         lost = decode_renew_leases(replies[0]) if running else []
-        ready, timers, leftovers = replies[-3:]
-        return lost, ready, timers, leftovers
+        ready, timers, leftovers, sweeping = replies[-4:]
+        return lost, ready, timers, leftovers, bool(sweeping)
 
     # -- claiming jobs ---------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ SAFE_KEY = re.compile(
     r"|jobsvc:tenant:[a-z0-9_-]+:(open|quotas|submits:\d+)"
     r"|jobsvc:limit:[a-z0-9_.]+(:[0-9a-f]{16})?:(starts|running|parked)"
     r"|jobsvc:stats:[a-z][a-z0-9_-]*:\d+"
-    r"|jobsvc:(seq|lease_seq|tenants|apikeys|settling|timers|workers|diag:log|arq_owned|parked_limits)"
+    r"|jobsvc:(seq|lease_seq|tenants|apikeys|settling|timers|workers|diag:log|arq_owned|parked_limits|sweep)"
     r"|jobsvc:dead:[a-z0-9_-]+|jobsvc:dead:q:[a-z][a-z0-9_-]*"
     r"|jobsvc:events:t:[a-z0-9_-]+|jobsvc:metrics"
     r"|jobsvc:apikey:[0-9a-f]{16}"

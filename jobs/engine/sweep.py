@@ -1,0 +1,107 @@
+"""Every accepted job ends: the waiting jobs that can no longer run get an outcome.
+
+A job not started within ``JOBSVC_QUEUED_JOB_EXPIRY_S`` of its due time (sent to a queue no worker
+serves, a dependent whose parents never ended, a backlog that never drained) ends failed with
+``JobExpired``, among the dead letters, its tenant's open-jobs quota given back and its place in every
+queue given up: what ARQ's own worker does with a job it finds expired, but without waiting for a worker
+of that queue to come along. Its record outlives that moment by ``queue_ops.EXPIRY_MARGIN_MS``, so the
+sweep always has the job to write its result from.
+
+At every heartbeat one worker (the one holding ``keys.SWEEP_LOCK``) looks at the queues, a step of
+``SWEEP_STEP`` jobs each: a few commands when nothing is due to expire.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.engine import keys
+from jobs.engine.codec import deserialize
+from jobs.engine.queue_ops import Claim, JobQueues, ReleaseOutcome, ended_record
+
+#: jobs a sweep looks at per queue
+SWEEP_STEP = 500
+EXPIRED_ERROR_TYPE = "JobExpired"
+
+
+@dataclass(frozen=True)
+class Expired:
+    """A job the sweep ended, and what ending it answered (``settle``: dependents wait for it)."""
+
+    job_id: str
+    job_type: str
+    queue: str
+    reply: ReleaseOutcome
+
+
+async def sweep_expired(
+    queues: JobQueues,
+    queue_names: Iterable[str],
+    *,
+    queued_expiry_ms: int,
+    now_ms: int,
+    result_ttl_ms: int,
+    dead_letter_ms: int,
+) -> list[Expired]:
+    """End, as expired, the jobs of ``queue_names`` still waiting ``queued_expiry_ms`` after they were due."""
+    ended: list[Expired] = []
+    for queue in queue_names:
+        overdue: list[bytes] = await queues.redis.zrangebyscore(
+            keys.arq_queue(queue), "-inf", now_ms - queued_expiry_ms, start=0, num=SWEEP_STEP
+        )
+        for job_id, found in zip(overdue, await _read(queues, overdue), strict=True):
+            if found is None:
+                continue
+            job_type, record = found
+            reply = await queues.release(
+                Claim(job_id=job_id.decode(), score=0, queue=queue, slot="", job_type=job_type),
+                ended=True,
+                result=record,
+                result_ttl_ms=result_ttl_ms,
+                outcome="failed",
+                bury_for_ms=dead_letter_ms,
+            )
+            if reply in ("ended", "settle"):
+                ended.append(Expired(job_id.decode(), job_type, queue, reply))
+    return ended
+
+
+async def _read(queues: JobQueues, job_ids: list[bytes]) -> list[tuple[str, bytes] | None]:
+    """For each job: its type and the result record to end it with, or None when it is not waiting
+    (it runs, or has ended) and is none of the sweep's business."""
+    async with queues.redis.pipeline(transaction=False) as pipe:
+        for raw_id in job_ids:
+            job_id = raw_id.decode()
+            pipe.get(keys.arq_job(job_id))
+            pipe.exists(keys.arq_result(job_id), keys.arq_in_progress(job_id))
+            pipe.hmget(keys.job_meta(job_id), ["type", "queue", "outcome"])
+            pipe.get(keys.arq_retry(job_id))
+        replies: list[Any] = await typing.cast(Awaitable[list[Any]], pipe.execute())
+    found: list[tuple[str, bytes] | None] = []
+    for n, raw_id in enumerate(job_ids):
+        raw, busy, (job_type, queue, outcome), attempts = replies[4 * n : 4 * n + 4]
+        if busy or outcome:
+            found.append(None)
+            continue
+        name = (job_type or b"").decode()
+        queue_name = (queue or keys.DEFAULT_QUEUE.encode()).decode()
+        record = deserialize(raw) if raw else {"f": name, "k": {}, "et": 0}  # a record older than the margin
+        message = f"not started within its queued expiry; does a worker serve queue {queue_name!r}?"
+        found.append(
+            (
+                name or str(record["f"]),
+                ended_record(
+                    raw_id.decode(),
+                    function=str(record["f"]),
+                    kwargs=record.get("k") or {},
+                    enqueued_ms=int(record.get("et") or 0),
+                    attempts=int(attempts or 0),
+                    arq_queue=keys.arq_queue(queue_name),
+                    error={"type": EXPIRED_ERROR_TYPE, "message": message},
+                ),
+            )
+        )
+    return found
