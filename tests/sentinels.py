@@ -87,9 +87,11 @@ def _answering(server: Server, timeout_s: float = 10) -> Server:
             time.sleep(0.02)
 
 
-def _start_server(directory: Path, port: int, *extra: str) -> Server:
+def start_server(directory: Path, port: int, *extra: str, bind: str = "127.0.0.1") -> Server:
+    """A server of its own on ``port``, listening on ``bind`` (addresses, space-separated)."""
     directory.mkdir(parents=True)
-    args = [valkey_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    args = [valkey_binary(), "--port", str(port), "--bind", *bind.split(), "--protected-mode", "no"]
+    args += ["--save", "", "--appendonly", "no"]
     with (directory / "log").open("ab") as log:
         process = spawn([*args, "--dir", str(directory), *extra], cwd=directory, stdout=log)
     return _answering(Server(port, process))
@@ -114,11 +116,11 @@ def _start_sentinel(directory: Path, port: int, primary_port: int) -> Server:
 def sentinel_cluster(directory: Path, *, replicas: int = 2) -> Iterator[SentinelCluster]:
     cluster = SentinelCluster()
     try:
-        primary = _start_server(directory / "primary", free_port())
+        primary = start_server(directory / "primary", free_port())
         cluster.servers.append(primary)
         for n in range(replicas):
             cluster.servers.append(
-                _start_server(
+                start_server(
                     directory / f"replica-{n}", free_port(), "--replicaof", "127.0.0.1", str(primary.port)
                 )
             )

@@ -9,21 +9,19 @@ import asyncio
 import signal
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from jobs.engine import keys
 from service.api.app import create_app
 from service.config import Settings
-from tests.conftest import ADMIN_KEY, auth
 from tests.engine.test_reliability import start_worker_process, worker_env
-from tests.helpers import assert_problem, wait_for_status
+from tests.helpers import assert_problem, serve, wait_for_status
 from tests.sentinels import SentinelCluster, sentinel_cluster
 
 pytestmark = pytest.mark.slow
@@ -42,18 +40,8 @@ def behind_sentinels(settings: Settings, cluster: SentinelCluster, **update: Any
     )
 
 
-@asynccontextmanager
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(settings)
-    async with (
-        LifespanManager(application),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=application),
-            base_url="http://jobsvc.test",
-            headers=auth(ADMIN_KEY),
-        ) as http,
-    ):
-        yield http
+def api(settings: Settings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return serve(create_app(settings))
 
 
 async def test_a_202_means_every_required_replica_has_the_job(

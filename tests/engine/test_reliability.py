@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -131,10 +132,14 @@ async def running_sleep(http: httpx.AsyncClient, seconds: float) -> dict[str, An
     return job
 
 
-def start_worker_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_worker_process(
+    env: dict[str, str], log: Path, *, wrapper: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """``arq worker_settings.WorkerSettings`` with ``env``, logging to ``log``; run by ``wrapper`` when
+    given (``ip netns exec <name>``: the worker in a network namespace)."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [ARQ, "worker_settings.WorkerSettings"], cwd=ROOT, env=env, stdout=out, stderr=out
+            [*wrapper, ARQ, "worker_settings.WorkerSettings"], cwd=ROOT, env=env, stdout=out, stderr=out
         )
 
 

@@ -1,0 +1,113 @@
+"""A network partition, for real: a worker in a network namespace of its own, joined to the host (where
+Redis listens) by a veth pair, and the link cut while it runs a job. The job runs again elsewhere once
+its lease lapses; when the link comes back, what the cut-off attempt still sends changes nothing, and
+a ``concurrency: 1`` type never runs two at once. Needs root and iproute2 (``ip netns``), as CI has."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from service.api.app import create_app
+from service.config import Settings
+from tests.engine.test_fenced_leases import assert_the_stale_attempt_changed_nothing
+from tests.engine.test_reliability import running_sleep, start_worker_process, worker_env
+from tests.helpers import free_port, read_job, serve, submit, wait_for_status
+from tests.sentinels import Server, start_server
+
+pytestmark = pytest.mark.slow
+
+HOST_IP, WORKER_IP = "10.231.0.1", "10.231.0.2"
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@dataclass
+class Namespace:
+    name: str
+    host_link: str
+
+    def cut(self) -> None:
+        ip("link", "set", self.host_link, "down")
+
+    def restore(self) -> None:
+        ip("link", "set", self.host_link, "up")
+
+
+@pytest.fixture
+def namespace() -> Iterator[Namespace]:
+    """A network namespace whose only way out is a veth pair to the host: WORKER_IP to HOST_IP. Without
+    root or iproute2 the test fails, never skips: ``.ci/run`` has both."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.fail("the partition test needs root and iproute2 (ip netns), as .ci/run has them")
+    tag = uuid.uuid4().hex[:6]
+    name, host_link, inner_link = f"jobsvc-{tag}", f"jh{tag}", f"jn{tag}"
+    ip("netns", "add", name)
+    try:
+        ip("link", "add", host_link, "type", "veth", "peer", "name", inner_link)
+        ip("link", "set", inner_link, "netns", name)
+        ip("addr", "add", f"{HOST_IP}/30", "dev", host_link)
+        ip("link", "set", host_link, "up")
+        ip("-n", name, "addr", "add", f"{WORKER_IP}/30", "dev", inner_link)
+        ip("-n", name, "link", "set", inner_link, "up")
+        ip("-n", name, "link", "set", "lo", "up")
+        yield Namespace(name, host_link)
+    finally:
+        subprocess.run(["ip", "link", "del", host_link], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+@pytest.fixture
+def shared_redis(tmp_path: Path, namespace: Namespace) -> Iterator[Server]:
+    """A server of its own, listening on loopback and on the host's end of the veth pair."""
+    server = start_server(tmp_path / "redis", free_port(), bind=f"127.0.0.1 {HOST_IP}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_a_worker_cut_off_by_a_partition_changes_nothing_when_the_link_returns(
+    settings: Settings, namespace: Namespace, shared_redis: Server, tmp_path: Path
+) -> None:
+    limits = '{"diag.sleep": {"concurrency": 1}}'
+
+    def worker(redis_host: str, name: str, wrapper: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+        url = f"redis://{redis_host}:{shared_redis.port}/0"
+        env = worker_env(url, tmp_path, JOBSVC_WORKER_LEASE_S="2", JOBSVC_JOB_LIMITS=limits)
+        return start_worker_process(env, tmp_path / f"{name}.log", wrapper=wrapper)
+
+    cut_off = worker(HOST_IP, "cut-off", ("ip", "netns", "exec", namespace.name))
+    other = None
+    app = create_app(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{shared_redis.port}/0"}))
+    try:
+        async with serve(app) as http:
+            first = await running_sleep(http, 4)
+            namespace.cut()
+            other = worker("127.0.0.1", "other")
+            async with asyncio.timeout(30):  # the lease lapses; the other worker runs the next attempt
+                while (await read_job(http, first["id"]))["attempts"] < 2:
+                    await asyncio.sleep(0.1)
+            second = await submit(http, "diag.sleep", {"seconds": 1})  # waits for the limit's one slot
+            namespace.restore()
+
+            first_view = await wait_for_status(http, first["id"], "succeeded", timeout_s=60)
+            second_view = await wait_for_status(http, second["id"], "succeeded", timeout_s=60)
+    finally:
+        for process in (cut_off, other):
+            if process is not None and process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+    # told at its first renewal once the link was back
+    assert_the_stale_attempt_changed_nothing(first_view, second_view, tmp_path / "cut-off.log")
