@@ -364,9 +364,19 @@ def _flag(raw: Any, script: str) -> bool:
     return bool(raw)
 
 
-def decode_settle_dependents(raw: Any) -> list[str]:
-    """The dependents still to cancel; empty when nothing is left to do."""
-    return [_text(child, "settle_dependents") for child in raw]
+@dataclass(frozen=True)
+class Settlement:
+    """One step of settling a job's dependents: whether nothing is left to do, and the dependents to
+    cancel now (its outcome was not a success)."""
+
+    done: bool
+    to_cancel: list[str]
+
+
+def decode_settle_dependents(raw: Any) -> Settlement:
+    if not isinstance(raw, list) or len(raw) != 2 or raw[0] not in (0, 1):
+        raise UnexpectedReply(f"settle_dependents: {raw!r}, not {{done, ids}}")
+    return Settlement(done=raw[0] == 1, to_cancel=[_text(child, "settle_dependents") for child in raw[1]])
 
 
 def decode_mark_replayed(raw: Any) -> ReplayMark:
@@ -409,6 +419,8 @@ class ReplicaAcks:
 
 
 NO_REPLICA_ACKS = ReplicaAcks()
+#: dependents one call of the settle script handles: a fan-out of any size never holds Redis for long
+SETTLE_STEP = 1000
 
 
 class ReplicasBehind(Exception):
@@ -621,9 +633,10 @@ class JobQueues:
             replies = iter(await pipe.execute())
         return [outcome or decode_cancel_waiting(next(replies)) for outcome in outcomes]
 
-    async def settle(self, parent_id: str) -> list[str]:
-        """Release the dependents of a job that succeeded; the ids still to cancel when it did not."""
-        return decode_settle_dependents(await self._settle_dependents(args=[parent_id]))
+    async def settle(self, parent_id: str, *, step: int = SETTLE_STEP) -> Settlement:
+        """One step (``step`` dependents at most) of settling a job's dependents: released when it
+        succeeded, else named to be cancelled."""
+        return decode_settle_dependents(await self._settle_dependents(args=[parent_id, step]))
 
 
 def _quota_args(quotas: Quotas | None) -> list[int]:
@@ -685,24 +698,27 @@ async def settle_dependents(
     pending = list(parent_ids)
     while pending:
         parent = pending.pop()
-        doomed = await queues.settle(parent)
-        if not doomed:
-            continue
-        outcome_raw = await typing.cast(Awaitable[bytes | None], redis.hget(keys.job_meta(parent), "outcome"))
-        outcome = outcome_raw.decode() if outcome_raw else "ended"
-        for child in doomed:
-            job_type = await _job_type_of(redis, child)
-            reply = await queues.cancel_waiting(
-                child,
-                message=f"dependency {parent} {outcome}",
-                retention_ms=retention_s(job_type) * 1000,
+        while not (step := await queues.settle(parent)).done:
+            if not step.to_cancel:
+                continue  # a step of dependents released: on to the next
+            outcome_raw = await typing.cast(
+                Awaitable[bytes | None], redis.hget(keys.job_meta(parent), "outcome")
             )
-            if reply == "cancelled":
-                pending.append(child)
-            await typing.cast(Awaitable[int], redis.srem(keys.dependents(parent), child))
-        await queues.settle(parent)
+            outcome = outcome_raw.decode() if outcome_raw else "ended"
+            job_types = await _job_types_of(redis, step.to_cancel)
+            replies = await queues.cancel_waiting_many(
+                [(child, retention_s(t) * 1000) for child, t in zip(step.to_cancel, job_types, strict=True)],
+                message=f"dependency {parent} {outcome}",
+            )
+            pending += [
+                child for child, reply in zip(step.to_cancel, replies, strict=True) if reply == "cancelled"
+            ]
+            await typing.cast(Awaitable[int], redis.srem(keys.dependents(parent), *step.to_cancel))
 
 
-async def _job_type_of(redis: Redis, job_id: str) -> str:
-    raw = await typing.cast(Awaitable[bytes | None], redis.hget(keys.job_meta(job_id), "type"))
-    return raw.decode() if raw else ""
+async def _job_types_of(redis: Redis, job_ids: Sequence[str]) -> list[str]:
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hget(keys.job_meta(job_id), "type")
+        raw: list[bytes | None] = await pipe.execute()
+    return [found.decode() if found else "" for found in raw]

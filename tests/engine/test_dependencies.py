@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from arq import ArqRedis
 
+from jobs.engine import keys
 from tests.helpers import read_job, submit, wait_for_status
 
 
@@ -126,3 +127,32 @@ async def test_a_parent_that_already_succeeded_does_not_hold_its_dependent_back(
     assert child["waiting_for"] == 0
     await run_jobs()
     assert (await read_job(http, child["id"]))["status"] == "succeeded"
+
+
+async def fan_out(http: httpx.AsyncClient, parent_id: str, count: int) -> list[str]:
+    """``count`` dependents of one parent, submitted in batches of 1,000."""
+    children: list[str] = []
+    while len(children) < count:
+        batch = [{"type": "diag.noop", "depends_on": [parent_id]}] * min(1000, count - len(children))
+        response = await http.post("/v1/jobs:batch", json={"jobs": batch})
+        assert response.status_code == 202, response.text
+        children += [job["id"] for job in response.json()["jobs"]]
+    return children
+
+
+async def test_a_fan_out_of_thousands_is_released_or_cancelled_whole(
+    http: httpx.AsyncClient, run_jobs: Any, redis: ArqRedis
+) -> None:
+    """Settled a step at a time (queue_ops.SETTLE_STEP), so Redis is never held by one long script."""
+    succeeding = await submit(http, "diag.noop", {})
+    failing = await submit(http, "diag.fail", {"times": 3}, max_attempts=1)
+    released = await fan_out(http, succeeding["id"], 2_500)
+    doomed = await fan_out(http, failing["id"], 2_500)
+
+    await run_jobs()
+
+    assert {(await read_job(http, job_id))["status"] for job_id in released[::250]} == {"succeeded"}
+    assert {(await read_job(http, job_id))["status"] for job_id in doomed[::250]} == {"cancelled"}
+    listed = await http.get("/v1/jobs", params={"status": "queued", "limit": 1})
+    assert listed.json()["jobs"] == []  # none left waiting
+    assert await redis.zcard(keys.SETTLING) == 0
