@@ -18,8 +18,10 @@
 --                                    again but no longer waits in ARQ's queue: only its lock, lease and
 --                                    slot were released
 --   'stale'                          another claim holds the job now (this attempt's lease lapsed and
---                                    it was claimed again): nothing changed. A lapsed lease nobody took
---                                    over yet is still this attempt's to release
+--                                    it was claimed again), or its lease lapsed and its concurrency slot
+--                                    was given up (another job may run in it now): nothing changed, the
+--                                    job runs again. A lapsed lease whose slot nobody took (or that has
+--                                    none) is still this attempt's to release
 -- Safe to send twice (redis-py resends a command whose connection dropped): a release is remembered
 -- with its token for a few seconds, and the same release again answers as the first did, changing
 -- nothing.
@@ -47,6 +49,9 @@
 local id, q, slot, mode, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[13]
 local holder = redis.call('GET', in_progress_key(id))
 if holder and holder ~= token then return 'stale' end
+-- a lapsed lease whose limit's slot was given up (pruned by a claim, or freed when the lapse was found):
+-- ending the job now would let it count as having run beside the job that took its slot
+if not holder and slot ~= '' and not redis.call('ZSCORE', slot .. ':running', id) then return 'stale' end
 local remembered = '${RELEASED_PREFIX}' .. id
 -- sent again: the lock is gone (or, for a lock kept on, still this token's)
 if token ~= '' and (not holder or ARGV[7] ~= '') then

@@ -184,6 +184,28 @@ async def test_release_claim_of_a_lapsed_lease_nobody_took_over_is_still_its_att
     assert await redis.get(keys.arq_result("j1")) == b"r"
 
 
+async def test_release_claim_of_a_lapsed_lease_whose_slot_was_given_up_changes_nothing(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """The lease lapsed and a claim gave the limit's slot to another job: ending this attempt now would
+    count it as running beside that one. The job runs again instead."""
+    limits = {"diag.noop": {"c": 1}}
+    await submitted(queues, "j1")
+    [lapsed] = await claim_all(queues, limits=limits)
+    await redis.delete(keys.arq_in_progress("j1"))  # no renewal reached Redis (a pause, an outage)
+    await redis.zadd(f"{lapsed.slot}:running", {"j1": now_ms() - 1})  # its slot's lease too
+    await submitted(queues, "j2")
+    [other] = await claim_all(queues, limits=limits)
+    assert other.job_id == "j2"  # in the slot the lapsed lease gave up
+    reply = await queues.release(
+        lapsed, ended=True, result=b"late", result_ttl_ms=60_000, outcome="succeeded"
+    )
+    assert reply == "stale"
+    assert await redis.get(keys.arq_result("j1")) is None
+    assert await redis.zscore(keys.arq_queue(Q), "j1") is not None  # it waits to run again
+    assert await redis.zrange(f"{lapsed.slot}:running", 0, -1) == [b"j2"]
+
+
 async def test_a_release_sent_twice_answers_as_the_first_and_changes_nothing_more(
     queues: JobQueues, redis: ArqRedis
 ) -> None:
