@@ -1,19 +1,29 @@
-"""Chaos run: submit jobs while workers are SIGKILLed and Redis restarts, then prove no accepted job is lost.
+"""Chaos run: submit jobs while workers are SIGKILLed and paused and Redis restarts and refuses writes, then
+prove no accepted job is lost, none ran past its concurrency limit and none ended twice.
 
-    .venv/bin/python bench/chaos.py --jobs 10000 --workers 4 --kill-every 5 --redis-restarts 1
+    .venv/bin/python bench/chaos.py --jobs 10000 --workers 4 --kill-every 5 --redis-restarts 1 \
+        --faults kill,pause,oom,readonly,redis-restart
 
 It starts everything itself through ``service.devtools.processes.spawn``, so nothing outlives it: an embedded
 Valkey with AOF in a temporary directory (unless ``--redis-url`` names a server, which it then cannot
 restart), the API under uvicorn and K ``arq worker_settings.WorkerSettings`` processes. It submits N jobs
 through the REST API at a steady rate (mostly ``diag.sleep`` of 0-200 ms, ~10% ``diag.fail`` failing their
 first 1 or 2 attempts), retrying a submit that meets a 503 or no answer with the same Idempotency-Key.
-Meanwhile it SIGKILLs a random worker every ``--kill-every`` seconds, starting a replacement at once, and
-restarts Redis mid-run. It stops once the service lists every accepted job as finished (or at ``--timeout``),
-reads every accepted job by id and prints the figures; ``--json PATH`` writes them too.
+Meanwhile, as ``--faults`` says: ``kill`` SIGKILLs a random worker every ``--kill-every`` seconds, starting
+a replacement at once; ``pause`` SIGSTOPs a random worker for longer than its lease every ``--pause-every``
+seconds, then lets it go on (a VM or GC pause: it comes back to jobs others took over); ``redis-restart``
+restarts Redis mid-run; ``oom`` and ``readonly`` make Redis refuse writes for ``--refusal-s`` seconds
+(``maxmemory`` reached under ``noeviction``; a replica of a server that is gone, as after a failover).
+``diag.sleep`` runs under a concurrency limit of ``--sleep-concurrency`` across all workers. It stops once
+the service lists every accepted job as finished (or at ``--timeout``), reads every accepted job by id and
+prints the figures; ``--json PATH`` writes them too.
 
 Exit status 0 only when nothing went wrong: no accepted job lost (404, or never finished), none failed or
 cancelled, every submit accepted in the end, no job in the service that the harness did not submit (a
-duplicate), and no child that died without being killed.
+duplicate), no child that died without being killed, never more ``diag.sleep`` jobs running at once than
+the limit (from the jobs' own start and finish times), and no job counted as ended more than once (the
+service's ``jobsvc_jobs_finished_total`` never above the jobs accepted; a worker SIGKILLed loses at most
+its last heartbeat's counts, so the count may be below).
 """
 
 from __future__ import annotations
@@ -34,14 +44,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 import uuid
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import redis
 from jobsvc_client import TERMINAL_STATUSES, AsyncJobsClient, Job, JobStatus, JobsvcError, NotFound
 
 from service.devtools.embedded import EmbeddedRedis
@@ -61,8 +74,8 @@ SUBMIT_GIVE_UP_S = 60.0
 RECOVERY_METHOD = (
     "recovery = started_at of a re-run diag.sleep job's final attempt (attempts > 1) minus the latest "
     "worker kill before it. It includes the lease running out and any wait for a free worker; a job that "
-    "stayed down through a later kill is undercounted. Re-runs preceded by a Redis restart rather than a "
-    "kill, or by nothing, are counted apart."
+    "stayed down through a later kill is undercounted. Re-runs preceded by a Redis restart or a worker "
+    "pause rather than a kill, or by nothing, are counted apart."
 )
 
 
@@ -75,6 +88,14 @@ class ChaosOptions:
     max_kills: int | None = None
     redis_restarts: int = 1
     redis_downtime_s: float = 1.0
+    #: which faults to cause: kill, pause, oom, readonly, redis-restart
+    faults: frozenset[str] = frozenset({"kill", "redis-restart"})
+    #: SIGSTOP a random worker (for a lease and a bit) every this many seconds, with the pause fault
+    pause_every_s: float = 7.0
+    #: how long Redis refuses writes, with the oom and readonly faults
+    refusal_s: float = 2.0
+    #: diag.sleep jobs running at once across all workers, at most (JOBSVC_JOB_LIMITS)
+    sleep_concurrency: int = 8
     #: a server to use instead of the embedded one; it cannot be restarted
     redis_url: str | None = None
     #: submissions per second (0: as fast as `concurrency` allows); pacing makes traffic and chaos overlap
@@ -98,6 +119,7 @@ class ChaosOptions:
             "JOBSVC_WORKER_LEASE_S": f"{self.lease_s:g}",
             "JOBSVC_WORKER_POLL_DELAY_S": f"{self.poll_delay_s:g}",
             "JOBSVC_WORKER_SHUTDOWN_GRACE_S": f"{self.shutdown_grace_s:g}",
+            "JOBSVC_JOB_LIMITS": json.dumps({SLEEP: {"concurrency": self.sleep_concurrency}}),
         }
 
 
@@ -119,6 +141,12 @@ class ChaosReport:
     fail_planned_retries: int = 0  # sum over diag.fail jobs of `times`
     fail_extra_executions: int = 0  # diag.fail attempts beyond times + 1
     worker_kills: int = 0
+    worker_pauses: int = 0
+    write_refusals: dict[str, int] = field(default_factory=dict)  # "oom"/"readonly" -> times
+    most_sleeps_at_once: int = 0  # from the final attempts' start and finish times
+    limit_breaches: int = 0  # moments more diag.sleep ran at once than the limit allows
+    ended_counted: int | None = None  # jobsvc_jobs_finished_total over the harness's types
+    ended_twice: int = 0  # ended_counted beyond the jobs accepted
     unexpected_exits: int = 0  # workers that died without being killed
     redis_restarts: int = 0
     redis_downtime_s: float = 0.0
@@ -147,6 +175,8 @@ class ChaosReport:
             "submits accepted twice (duplicates)": self.accepted_twice,
             "jobs the harness did not submit (duplicates)": self.unexpected_jobs or 0,
             "workers that died without being killed": self.unexpected_exits,
+            "diag.sleep jobs beyond the concurrency limit at some moment": self.limit_breaches,
+            "ends counted beyond one per job": self.ended_twice,
         }
         return [f"{count} {what}" for what, count in checks.items() if count]
 
@@ -277,6 +307,38 @@ class Cluster:
         self.workers.remove(victim)
         return victim.pid, self.start_worker().pid, killed_at
 
+    async def pause_worker(self, rng: random.Random, seconds: float) -> int:
+        """SIGSTOP a random worker for ``seconds``, then SIGCONT it (unless it was killed meanwhile)."""
+        victim = rng.choice(self.workers)
+        victim.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            if victim.poll() is None:
+                victim.send_signal(signal.SIGCONT)
+        return victim.pid
+
+    async def refuse_writes(self, kind: str, seconds: float) -> None:
+        """Make Redis refuse writes for ``seconds``: ``oom`` (``maxmemory`` reached under ``noeviction``) or
+        ``readonly`` (a replica of a server that is gone, as a failed-over primary becomes)."""
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            if kind == "oom":
+                found = typing.cast(dict[str, str], client.config_get("maxmemory-policy"))
+                policy = found["maxmemory-policy"]
+                client.config_set("maxmemory-policy", "noeviction")
+                client.config_set("maxmemory", "1")
+            else:
+                client.replicaof("127.0.0.1", str(_free_port()))
+            await asyncio.sleep(seconds)
+        finally:
+            if kind == "oom":
+                client.config_set("maxmemory", "0")
+                client.config_set("maxmemory-policy", policy)
+            else:
+                client.replicaof("NO", "ONE")
+            client.close()
+
     async def restart_redis(self, downtime_s: float) -> tuple[float, float]:
         """Stop Redis (SIGTERM: the AOF is flushed), leave it down a while, start it on the same data dir;
         returns when it went down and when it answered again (epoch seconds)."""
@@ -364,37 +426,65 @@ class ChaosLog:
     kills: list[float] = field(default_factory=list)  # epoch seconds of each SIGKILL
     restarts: list[float] = field(default_factory=list)  # epoch seconds each Redis stop began
     downtime_s: float = 0.0
+    pauses: list[float] = field(default_factory=list)  # epoch seconds each SIGSTOP began
+    refusals: list[str] = field(default_factory=list)  # "oom" / "readonly", in order
 
 
 async def make_chaos(
     cluster: Cluster, options: ChaosOptions, ledger: Ledger, log: ChaosLog, stop: asyncio.Event, clock: Clock
 ) -> None:
-    """Until `stop` is set: SIGKILL a random worker every `kill_every_s`, and restart Redis once 1/(R+1),
-    2/(R+1), … of the submits are done. Raises if the API dies; replaces workers that die unkilled."""
+    """Until `stop` is set, the faults `options.faults` names: SIGKILL a random worker every `kill_every_s`,
+    SIGSTOP one for a lease and a bit every `pause_every_s`, and the Redis restarts and write refusals spread
+    over the submission (one due each time 1/(D+1), 2/(D+1), … of the submits are done). Raises if the API
+    dies; replaces workers that die unkilled."""
     rng = random.Random(options.seed)
-    restarts = options.redis_restarts if cluster.redis is not None else 0
-    restart_due = [options.jobs * (k + 1) / (restarts + 1) for k in range(restarts)]
+    faults = options.faults
+    restarts = options.redis_restarts if cluster.redis is not None and "redis-restart" in faults else 0
+    disruptions = ["redis-restart"] * restarts + [kind for kind in ("oom", "readonly") if kind in faults]
+    rng.shuffle(disruptions)
+    due = [options.jobs * (k + 1) / (len(disruptions) + 1) for k in range(len(disruptions))]
     next_kill = time.monotonic() + options.kill_every_s
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.05)
-        cluster.check_api()
-        for death in cluster.replace_dead_workers():
-            clock.say(f"worker {death}; started a replacement")
-        if restart_due and ledger.done >= restart_due[0]:
-            restart_due.pop(0)
-            down_at, up_at = await cluster.restart_redis(options.redis_downtime_s)
-            log.restarts.append(down_at)
-            log.downtime_s += up_at - down_at
-            clock.say(f"restarted Redis: down for {up_at - down_at:.2f}s")
-            # keep kills apart from the restart, so a re-run can be told from the other
-            next_kill = max(next_kill, time.monotonic() + options.kill_every_s / 2)
-        more = options.max_kills is None or len(log.kills) < options.max_kills
-        if more and time.monotonic() >= next_kill and not stop.is_set():
-            killed, started, killed_at = cluster.kill_worker(rng)
-            next_kill = time.monotonic() + options.kill_every_s
-            log.kills.append(killed_at)
-            clock.say(f"SIGKILL worker pid {killed}; started pid {started} (kill {len(log.kills)})")
+    next_pause = time.monotonic() + options.pause_every_s
+    pausing: set[asyncio.Task[int]] = set()
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+            cluster.check_api()
+            for death in cluster.replace_dead_workers():
+                clock.say(f"worker {death}; started a replacement")
+            if due and ledger.done >= due[0]:
+                due.pop(0)
+                kind = disruptions.pop(0)
+                if kind == "redis-restart":
+                    down_at, up_at = await cluster.restart_redis(options.redis_downtime_s)
+                    log.restarts.append(down_at)
+                    log.downtime_s += up_at - down_at
+                    clock.say(f"restarted Redis: down for {up_at - down_at:.2f}s")
+                else:
+                    clock.say(f"Redis refuses writes ({kind}) for {options.refusal_s:g}s")
+                    await cluster.refuse_writes(kind, options.refusal_s)
+                    log.refusals.append(kind)
+                    clock.say(f"Redis takes writes again (after {kind})")
+                # keep kills apart from the disruption, so a re-run can be told from the other
+                next_kill = max(next_kill, time.monotonic() + options.kill_every_s / 2)
+            more = options.max_kills is None or len(log.kills) < options.max_kills
+            if "kill" in faults and more and time.monotonic() >= next_kill and not stop.is_set():
+                killed, started, killed_at = cluster.kill_worker(rng)
+                next_kill = time.monotonic() + options.kill_every_s
+                log.kills.append(killed_at)
+                clock.say(f"SIGKILL worker pid {killed}; started pid {started} (kill {len(log.kills)})")
+            if "pause" in faults and time.monotonic() >= next_pause and not pausing and not stop.is_set():
+                next_pause = time.monotonic() + options.pause_every_s
+                seconds = options.lease_s + 2 * options.heartbeat_s
+                log.pauses.append(time.time())
+                task = asyncio.create_task(cluster.pause_worker(rng, seconds))
+                pausing.add(task)
+                task.add_done_callback(pausing.discard)
+                clock.say(f"SIGSTOP a worker for {seconds:g}s (pause {len(log.pauses)})")
+    finally:
+        for task in list(pausing):
+            await asyncio.gather(task, return_exceptions=True)  # every paused worker goes on
 
 
 async def say_progress(clock: Clock, ledger: Ledger, total: int) -> None:
@@ -451,7 +541,9 @@ async def read_all(client: AsyncJobsClient, job_ids: list[str], concurrency: int
     return found
 
 
-def tally(report: ChaosReport, ledger: Ledger, final: dict[str, Job | str], log: ChaosLog) -> None:
+def tally(
+    report: ChaosReport, ledger: Ledger, final: dict[str, Job | str], log: ChaosLog, limit: int
+) -> None:
     """Fill the report from what the submitters saw, the chaos done and the final reads."""
     report.accepted, report.accepted_by_replay = len(ledger.accepted), ledger.replays
     report.not_accepted, report.submit_retries = len(ledger.not_accepted), dict(ledger.retries)
@@ -489,6 +581,11 @@ def tally(report: ChaosReport, ledger: Ledger, final: dict[str, Job | str], log:
             times = int(planned.params["times"])
             report.fail_planned_retries += times
             report.fail_extra_executions += max(0, job.attempts - (times + 1))
+    report.worker_pauses, report.write_refusals = len(log.pauses), dict(Counter(log.refusals))
+    runs = [(job.started_at, job.finished_at) for job in finished if job.type == SLEEP]
+    report.most_sleeps_at_once, report.limit_breaches = at_once([(a, b) for a, b in runs if a and b], limit)
+    if report.ended_counted is not None:
+        report.ended_twice = max(0, report.ended_counted - report.accepted)
     delays, report.reruns_not_after_kill = recovery_times(finished, log)
     report.recoveries = len(delays)
     if delays:
@@ -496,9 +593,41 @@ def tally(report: ChaosReport, ledger: Ledger, final: dict[str, Job | str], log:
         report.recovery_median_s = round(statistics.median(delays), 3)
 
 
+def at_once(runs: list[tuple[datetime, datetime]], limit: int) -> tuple[int, int]:
+    """The most runs under way at one moment, and at how many starts more than ``limit`` were (a run
+    that ends as another starts is not beside it)."""
+    events = sorted([(start, 1) for start, _ in runs] + [(end, -1) for _, end in runs])
+    running = most = breaches = 0
+    for _, step in events:  # at equal times the end (-1) sorts first
+        running += step
+        most = max(most, running)
+        breaches += step == 1 and running > limit
+    return most, breaches
+
+
+async def ends_counted(base_url: str, job_types: set[str]) -> int | None:
+    """The jobs of ``job_types`` the service counted as ended (``jobsvc_jobs_finished_total``), or None
+    when /metrics does not answer."""
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10.0, headers=AUTH) as http:
+            text = (await http.get("/metrics")).text
+    except httpx.TransportError:
+        return None
+    total = 0.0
+    for line in text.splitlines():
+        found = re.match(r'^jobsvc_jobs_finished_total\{[^}]*type="([^"]+)"[^}]*\} (\S+)$', line)
+        if found and found.group(1) in job_types:
+            total += float(found.group(2))
+    return int(total)
+
+
 def recovery_times(jobs: list[Job], log: ChaosLog) -> tuple[list[float], int]:
     """Kill-to-next-start delays of re-run diag.sleep jobs, and how many re-runs no kill preceded."""
-    events = sorted([(at, "kill") for at in log.kills] + [(at, "restart") for at in log.restarts])
+    events = sorted(
+        [(at, "kill") for at in log.kills]
+        + [(at, "restart") for at in log.restarts]
+        + [(at, "pause") for at in log.pauses]
+    )
     moments = [at for at, _ in events]
     delays: list[float] = []
     not_after_kill = 0
@@ -554,6 +683,8 @@ async def run_chaos(options: ChaosOptions) -> ChaosReport:
                 await chaos
                 verifying = time.monotonic()
                 final = await read_all(client, list(ledger.accepted), options.concurrency)
+                await asyncio.sleep(2 * options.heartbeat_s)  # the live workers write their counts
+                report.ended_counted = await ends_counted(cluster.base_url, {SLEEP, FAIL})
                 report.verify_s = round(time.monotonic() - verifying, 1)
         finally:
             stop.set()
@@ -563,7 +694,7 @@ async def run_chaos(options: ChaosOptions) -> ChaosReport:
         report.unexpected_exits = len(cluster.unexpected_exits)
         for death in cluster.unexpected_exits:
             report.example("workers that died unkilled", death)
-        tally(report, ledger, final, log)
+        tally(report, ledger, final, log, options.sleep_concurrency)
         if report.unexpected_jobs is not None:
             # the schedules' own runs (``cron:<name>:<tick>``, e.g. the half-hourly cleanup) are not strays
             strays = sorted(
@@ -627,12 +758,25 @@ def render(report: ChaosReport, options: ChaosOptions) -> str:
         ("diag.fail planned retries", report.fail_planned_retries),
         ("diag.fail executions beyond plan", report.fail_extra_executions),
         ("worker kills (SIGKILL)", report.worker_kills),
+        ("worker pauses (SIGSTOP past the lease)", report.worker_pauses),
+        (
+            "Redis refusing writes (oom / readonly)",
+            f"{report.write_refusals.get('oom', 0)} / {report.write_refusals.get('readonly', 0)}",
+        ),
+        (
+            f"most diag.sleep at once (limit {options.sleep_concurrency}) / breaches",
+            f"{report.most_sleeps_at_once} / {report.limit_breaches}",
+        ),
+        (
+            "ends counted by the service / beyond one per job",
+            f"{'-' if report.ended_counted is None else report.ended_counted} / {report.ended_twice}",
+        ),
         ("workers that died unkilled", report.unexpected_exits),
         ("Redis restarts (downtime)", f"{report.redis_restarts} ({report.redis_downtime_s:.2f} s)"),
         ("re-runs after a kill (measured)", report.recoveries),
         ("  longest recovery, kill -> next start", seconds(report.recovery_max_s)),
         ("  median recovery", seconds(report.recovery_median_s)),
-        ("re-runs after a Redis restart or nothing", report.reruns_not_after_kill),
+        ("re-runs after a Redis restart, a pause or nothing", report.reruns_not_after_kill),
         ("submit rate achieved", f"{report.accepted / report.submit_s:.0f}/s" if report.submit_s else "-"),
         (
             "submitting / until all finished / verifying",
@@ -642,8 +786,9 @@ def render(report: ChaosReport, options: ChaosOptions) -> str:
     ]
     restarts = "" if options.redis_url else f", {options.redis_restarts} Redis restart(s)"
     lines = [
-        f"chaos: {options.jobs} jobs at {options.rate:g}/s, {options.workers} workers, a SIGKILL every "
-        f"{options.kill_every_s:g} s{restarts}",
+        f"chaos: {options.jobs} jobs at {options.rate:g}/s, {options.workers} workers, faults "
+        f"{','.join(sorted(options.faults))}: a SIGKILL every {options.kill_every_s:g} s, a pause every "
+        f"{options.pause_every_s:g} s{restarts}, write refusals of {options.refusal_s:g} s",
         "children: " + " ".join(f"{k}={v}" for k, v in options.child_settings().items()),
         "",
         *(f"  {name:<48} {value}" for name, value in rows),
@@ -654,16 +799,39 @@ def render(report: ChaosReport, options: ChaosOptions) -> str:
     for kind, examples in report.examples.items():
         lines += [f"{kind} (up to 10):", *(f"  {example}" for example in examples)]
     problems = report.problems()
-    lines.append("FAIL: " + "; ".join(problems) if problems else "PASS: no job lost, failed or duplicated")
+    lines.append(
+        "FAIL: " + "; ".join(problems)
+        if problems
+        else "PASS: no job lost, failed, duplicated, run past its limit or ended twice"
+    )
     return "\n".join(lines)
 
 
+FAULTS = ("kill", "pause", "oom", "readonly", "redis-restart")
+
+
+def _faults(text: str) -> frozenset[str]:
+    named = frozenset(part.strip() for part in text.split(",") if part.strip())
+    if unknown := named - set(FAULTS):
+        raise argparse.ArgumentTypeError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
+    return named
+
+
 #: command-line flags: (flag, ChaosOptions field, type, help)
-FLAGS: list[tuple[str, str, type[Any], str]] = [
+FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
     ("--jobs", "jobs", int, "jobs to submit"),
     ("--workers", "workers", int, "worker processes"),
     ("--kill-every", "kill_every_s", float, "SIGKILL a random worker every this many seconds"),
     ("--max-kills", "max_kills", int, "stop killing after this many kills (default: no limit)"),
+    ("--faults", "faults", _faults, f"comma-separated, of {','.join(FAULTS)}"),
+    (
+        "--pause-every",
+        "pause_every_s",
+        float,
+        "SIGSTOP a random worker past its lease every this many seconds",
+    ),
+    ("--refusal-s", "refusal_s", float, "seconds Redis refuses writes, for the oom and readonly faults"),
+    ("--sleep-concurrency", "sleep_concurrency", int, "diag.sleep jobs at once across all workers, at most"),
     ("--redis-restarts", "redis_restarts", int, "Redis restarts, spread over the submission"),
     ("--redis-downtime", "redis_downtime_s", float, "seconds Redis stays down on each restart"),
     ("--redis-url", "redis_url", str, "use this server instead of an embedded one (no restarts)"),
