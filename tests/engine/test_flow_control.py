@@ -99,9 +99,9 @@ async def claimed_at(redis: ArqRedis, ids: Iterable[str]) -> list[int]:
         return [int(stamp) for stamp in await pipe.execute()]
 
 
-async def jobs_done_by_worker(http: httpx.AsyncClient, total: int) -> list[int]:
+async def jobs_done_by_worker(http: httpx.AsyncClient, total: int, timeout_s: float = 10) -> list[int]:
     """How many jobs each live worker ran, once their heartbeats account for ``total``."""
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(timeout_s):
         while True:
             workers = (await http.get("/v1/workers")).json()["workers"]
             done = [worker["jobs_done"] for worker in workers]
@@ -131,7 +131,7 @@ def run_intervals(jobs: Iterable[dict[str, Any]]) -> list[tuple[int, int]]:
 
 @asynccontextmanager
 async def worker_processes(
-    redis: ArqRedis, redis_url: str, tmp_path: Path, count: int, **settings: str
+    redis: ArqRedis, redis_url: str, tmp_path: Path, count: int, start_timeout_s: float = 30, **settings: str
 ) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
     """``count`` real ``arq worker_settings.WorkerSettings`` processes, up and registered; killed after."""
     env = {
@@ -146,7 +146,7 @@ async def worker_processes(
     try:
         for n in range(count):
             processes.append(start_worker_process(env, tmp_path / f"worker-{n}.log"))
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(start_timeout_s):
             while await redis.zcard(keys.WORKERS) < count:
                 assert all(p.poll() is None for p in processes), "a worker process died at start"
                 await asyncio.sleep(0.05)
