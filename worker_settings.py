@@ -143,7 +143,7 @@ class WorkerSettings:
     redis_settings = redis_settings_for(_settings.redis_target)
     if _settings.redis_sentinels:
         #: ARQ's own Sentinel pool passes no password to the Sentinels and no timeouts
-        redis_pool = sentinel_pool(_settings.redis_target)
+        redis_pool = sentinel_pool(_settings.redis_target, ride_out_failovers=True)
     #: ARQ's own queue key of the first queue served (ARQ's health record and burst mode read it)
     queue_name = keys.arq_queue(_settings.served_queues[0][0])
     timezone = UTC

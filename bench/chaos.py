@@ -1,7 +1,7 @@
 """Chaos run: submit jobs while workers are SIGKILLed and paused and Redis restarts and refuses writes, then
 prove no accepted job is lost, none ran past its concurrency limit and none ended twice.
 
-    .venv/bin/python bench/chaos.py --jobs 10000 --workers 4 --kill-every 5 --redis-restarts 1 \
+    .venv/bin/python -m bench.chaos --jobs 10000 --workers 4 --kill-every 5 --redis-restarts 1 \
         --faults kill,pause,oom,readonly,redis-restart
 
 It starts everything itself through ``service.devtools.processes.spawn``, so nothing outlives it: an embedded
@@ -13,7 +13,10 @@ Meanwhile, as ``--faults`` says: ``kill`` SIGKILLs a random worker every ``--kil
 a replacement at once; ``pause`` SIGSTOPs a random worker for longer than its lease every ``--pause-every``
 seconds, then lets it go on (a VM or GC pause: it comes back to jobs others took over); ``redis-restart``
 restarts Redis mid-run; ``oom`` and ``readonly`` make Redis refuse writes for ``--refusal-s`` seconds
-(``maxmemory`` reached under ``noeviction``; a replica of a server that is gone, as after a failover).
+(``maxmemory`` reached under ``noeviction``; a replica of a server that is gone, as after a failover);
+``failover`` runs everything on a primary, two replicas and three Sentinels instead (the API and the
+workers told ``JOBSVC_REDIS_SENTINELS`` and ``JOBSVC_REDIS_MIN_REPLICAS=1``) and SIGKILLs the primary
+once mid-run (not with ``readonly`` or ``redis-restart``).
 ``diag.sleep`` runs under a concurrency limit of ``--sleep-concurrency`` across all workers. It stops once
 the service lists every accepted job as finished (or at ``--timeout``), reads every accepted job by id and
 prints the figures; ``--json PATH`` writes them too.
@@ -57,6 +60,7 @@ import httpx
 import redis
 from jobsvc_client import TERMINAL_STATUSES, AsyncJobsClient, Job, JobStatus, JobsvcError, NotFound
 
+from bench.sentinels import SentinelCluster, start_sentinel_cluster
 from service.devtools.embedded import EmbeddedRedis
 from service.devtools.processes import spawn, stop_processes
 
@@ -143,6 +147,8 @@ class ChaosReport:
     worker_kills: int = 0
     worker_pauses: int = 0
     write_refusals: dict[str, int] = field(default_factory=dict)  # "oom"/"readonly" -> times
+    failovers: int = 0  # primaries SIGKILLed and replaced by the Sentinels
+    failover_max_s: float | None = None  # the longest from the SIGKILL to the new primary named
     most_sleeps_at_once: int = 0  # from the final attempts' start and finish times
     limit_breaches: int = 0  # moments more diag.sleep ran at once than the limit allows
     ended_counted: int | None = None  # jobsvc_jobs_finished_total over the harness's types
@@ -235,7 +241,10 @@ class Cluster:
         self.options = options
         self.work_dir = work_dir
         self.logs = work_dir / "logs"
-        self.redis = None if options.redis_url else EmbeddedRedis(work_dir)
+        #: with the failover fault: a primary, two replicas and three Sentinels instead of one server
+        self.sentinels: SentinelCluster | None = None
+        replicated = "failover" in options.faults
+        self.redis = None if options.redis_url or replicated else EmbeddedRedis(work_dir)
         self.redis_url = options.redis_url or ""
         self.base_url = f"http://127.0.0.1:{_free_port()}"
         self.api: subprocess.Popen[bytes] | None = None
@@ -248,6 +257,9 @@ class Cluster:
         self.logs.mkdir(parents=True, exist_ok=True)
         if self.redis is not None:
             self.redis_url = self.redis.start()
+        elif "failover" in self.options.faults:
+            self.sentinels = start_sentinel_cluster(self.work_dir / "redis")
+            self.redis_url = "redis://sentinel-named-primary/0"  # the password and db; the host is unused
         port = self.base_url.rpartition(":")[2]
         uvicorn: list[str | Path] = [BIN / "uvicorn", "service.main:app", "--port", port, "--no-access-log"]
         self.api = self._spawn(self.logs / "api.log", uvicorn)
@@ -259,6 +271,11 @@ class Cluster:
         env |= {"JOBSVC_REDIS_URL": self.redis_url, "JOBSVC_DIAGNOSTICS": "true"}
         env |= {"JOBSVC_DATA_DIR": str(self.work_dir), **self.options.child_settings()}
         env |= {"JOBSVC_ADMIN_API_KEY": ADMIN_KEY}
+        if self.sentinels is not None:  # a 202 means a replica has the job: the failover loses none
+            env |= {
+                "JOBSVC_REDIS_SENTINELS": self.sentinels.sentinels_setting,
+                "JOBSVC_REDIS_MIN_REPLICAS": "1",
+            }
         with log.open("ab") as out:
             return spawn(args, cwd=ROOT, env=env, stdout=out)
 
@@ -321,7 +338,7 @@ class Cluster:
     async def refuse_writes(self, kind: str, seconds: float) -> None:
         """Make Redis refuse writes for ``seconds``: ``oom`` (``maxmemory`` reached under ``noeviction``) or
         ``readonly`` (a replica of a server that is gone, as a failed-over primary becomes)."""
-        client = redis.Redis.from_url(self.redis_url)
+        client = self._primary()
         try:
             if kind == "oom":
                 found = typing.cast(dict[str, str], client.config_get("maxmemory-policy"))
@@ -338,6 +355,22 @@ class Cluster:
             else:
                 client.replicaof("NO", "ONE")
             client.close()
+
+    def _primary(self) -> redis.Redis:
+        """A client of the server that takes writes now."""
+        if self.sentinels is not None:
+            return redis.Redis(port=self.sentinels.primary().port, socket_timeout=5)
+        return redis.Redis.from_url(self.redis_url)
+
+    async def fail_over(self) -> tuple[float, float]:
+        """SIGKILL the primary and wait for the Sentinels to promote a replica; returns when it was killed
+        and when another primary was named (epoch seconds)."""
+        assert self.sentinels is not None
+        old = self.sentinels.primary()
+        old.process.kill()
+        killed_at = time.time()
+        await asyncio.to_thread(self.sentinels.wait_for_a_new_primary, old)
+        return killed_at, time.time()
 
     async def restart_redis(self, downtime_s: float) -> tuple[float, float]:
         """Stop Redis (SIGTERM: the AOF is flushed), leave it down a while, start it on the same data dir;
@@ -356,6 +389,8 @@ class Cluster:
         stop_processes([*self.workers, *([self.api] if self.api else [])], timeout_s=10.0)
         if self.redis is not None:
             self.redis.stop()
+        if self.sentinels is not None:
+            self.sentinels.stop()
 
 
 @dataclass
@@ -428,6 +463,7 @@ class ChaosLog:
     downtime_s: float = 0.0
     pauses: list[float] = field(default_factory=list)  # epoch seconds each SIGSTOP began
     refusals: list[str] = field(default_factory=list)  # "oom" / "readonly", in order
+    failovers: list[float] = field(default_factory=list)  # seconds from the primary's SIGKILL to a new one
 
 
 async def make_chaos(
@@ -440,7 +476,7 @@ async def make_chaos(
     rng = random.Random(options.seed)
     faults = options.faults
     restarts = options.redis_restarts if cluster.redis is not None and "redis-restart" in faults else 0
-    disruptions = ["redis-restart"] * restarts + [kind for kind in ("oom", "readonly") if kind in faults]
+    disruptions = ["redis-restart"] * restarts + [k for k in ("oom", "readonly", "failover") if k in faults]
     rng.shuffle(disruptions)
     due = [options.jobs * (k + 1) / (len(disruptions) + 1) for k in range(len(disruptions))]
     next_kill = time.monotonic() + options.kill_every_s
@@ -461,6 +497,11 @@ async def make_chaos(
                     log.restarts.append(down_at)
                     log.downtime_s += up_at - down_at
                     clock.say(f"restarted Redis: down for {up_at - down_at:.2f}s")
+                elif kind == "failover":
+                    killed_at, named_at = await cluster.fail_over()
+                    took = named_at - killed_at
+                    log.failovers.append(took)
+                    clock.say(f"SIGKILLed the primary; the Sentinels named another {took:.1f}s later")
                 else:
                     clock.say(f"Redis refuses writes ({kind}) for {options.refusal_s:g}s")
                     await cluster.refuse_writes(kind, options.refusal_s)
@@ -582,6 +623,8 @@ def tally(
             report.fail_planned_retries += times
             report.fail_extra_executions += max(0, job.attempts - (times + 1))
     report.worker_pauses, report.write_refusals = len(log.pauses), dict(Counter(log.refusals))
+    report.failovers = len(log.failovers)
+    report.failover_max_s = round(max(log.failovers), 2) if log.failovers else None
     runs = [(job.started_at, job.finished_at) for job in finished if job.type == SLEEP]
     report.most_sleeps_at_once, report.limit_breaches = at_once([(a, b) for a, b in runs if a and b], limit)
     if report.ended_counted is not None:
@@ -764,6 +807,10 @@ def render(report: ChaosReport, options: ChaosOptions) -> str:
             f"{report.write_refusals.get('oom', 0)} / {report.write_refusals.get('readonly', 0)}",
         ),
         (
+            "primary failovers (longest, SIGKILL -> new primary named)",
+            f"{report.failovers} ({seconds(report.failover_max_s)})",
+        ),
+        (
             f"most diag.sleep at once (limit {options.sleep_concurrency}) / breaches",
             f"{report.most_sleeps_at_once} / {report.limit_breaches}",
         ),
@@ -807,13 +854,19 @@ def render(report: ChaosReport, options: ChaosOptions) -> str:
     return "\n".join(lines)
 
 
-FAULTS = ("kill", "pause", "oom", "readonly", "redis-restart")
+FAULTS = ("kill", "pause", "oom", "readonly", "redis-restart", "failover")
+#: with a failover the run uses a Sentinel cluster, where these would fight the Sentinels or have no server
+NOT_WITH_FAILOVER = frozenset({"readonly", "redis-restart"})
 
 
 def _faults(text: str) -> frozenset[str]:
     named = frozenset(part.strip() for part in text.split(",") if part.strip())
     if unknown := named - set(FAULTS):
         raise argparse.ArgumentTypeError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
+    if "failover" in named and (clash := named & NOT_WITH_FAILOVER):
+        raise argparse.ArgumentTypeError(
+            f"failover runs on a Sentinel cluster: drop {', '.join(sorted(clash))}"
+        )
     return named
 
 

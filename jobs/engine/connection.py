@@ -14,7 +14,7 @@ from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import (
     MasterDownError,
@@ -198,14 +198,24 @@ def redis_settings_for(target: RedisTarget, *, conn_retries: int = 5) -> RedisSe
     return settings
 
 
-def sentinel_pool(target: RedisTarget) -> ArqRedis:
+#: a worker's Sentinel pool rides out a failover (a few seconds) in the command that meets it, as ARQ's
+#: ``create_pool`` does at start with its connection retries: ARQ's worker sends its first command
+#: (``INFO``) before any hook of jobsvc's could wait, and would exit if the primary were being replaced
+FAILOVER_PATIENCE = Retry(ExponentialBackoff(cap=1.0, base=0.1), 12, supported_errors=(RedisConnectionError,))
+
+
+def sentinel_pool(target: RedisTarget, *, ride_out_failovers: bool = False) -> ArqRedis:
     """An ARQ pool on the primary ``target``'s Sentinels name, not yet connected: each new connection
     asks them where the primary is, and a connection to a server that became a replica is dropped
-    (redis-py answers READONLY as a lost connection), so the pool follows a failover by itself.
+    (redis-py answers READONLY as a lost connection), so the pool follows a failover by itself. With
+    ``ride_out_failovers`` (workers) a command that meets a failover waits for it (FAILOVER_PATIENCE);
+    otherwise (the API) it fails at once, and the API answers 503.
 
     ARQ's own Sentinel support passes neither a password for the Sentinels nor timeouts; this one does.
     """
     settings = redis_settings_from_url(target.url)
+    if ride_out_failovers:
+        settings.retry = FAILOVER_PATIENCE
     timeouts: dict[str, Any] = {
         "socket_timeout": SOCKET_TIMEOUT_S,
         "socket_connect_timeout": settings.conn_timeout,

@@ -46,3 +46,31 @@ async def test_no_accepted_job_is_lost_run_past_its_limit_or_ended_twice_whateve
     assert (report.accepted_twice, report.unexpected_jobs) == (0, 0), table
     assert report.unexpected_exits == 0, table
     assert report.succeeded == report.accepted, table
+
+
+async def test_no_accepted_job_is_lost_when_the_primary_fails_over_mid_run(tmp_path: Path) -> None:
+    """On a primary, two replicas and three Sentinels, with a 202 waiting for a replica's copy."""
+    options = ChaosOptions(
+        jobs=300,
+        workers=3,
+        kill_every_s=2.5,
+        max_kills=2,
+        faults=frozenset({"kill", "pause", "oom", "failover"}),
+        pause_every_s=4.0,
+        sleep_concurrency=4,
+        rate=30,
+        timeout_s=60,
+        seed=5,
+        work_dir=tmp_path,
+    )
+    report = await run_chaos(options)
+    table = render(report, options)
+
+    assert report.failovers == 1, table
+    assert report.accepted == 300, table
+    assert report.lost == 0, table
+    assert (report.accepted_twice, report.unexpected_jobs) == (0, 0), table
+    assert report.limit_breaches == 0, table
+    assert report.ended_twice == 0, table
+    assert report.unexpected_exits == 0, table
+    assert report.succeeded == report.accepted, table

@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.sentinels import SentinelCluster, sentinel_cluster
 from jobs.engine import keys
 from service.api.app import create_app
 from service.config import Settings
 from tests.engine.test_reliability import start_worker_process, worker_env
 from tests.helpers import assert_problem, serve, wait_for_status
-from tests.sentinels import SentinelCluster, sentinel_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +130,28 @@ async def test_jobs_flow_through_a_failover_and_no_accepted_job_is_lost(
     assert new_primary is not old_primary
     assert len(set(accepted)) == 120
     assert refusals > 0  # the failover was met, not slipped past
+
+
+async def test_a_worker_started_while_the_primary_is_being_replaced_waits_for_the_new_one(
+    settings: Settings, cluster: SentinelCluster, tmp_path: Path
+) -> None:
+    """ARQ's worker sends INFO before any hook could wait: the Sentinel pool rides the failover out."""
+    old_primary = cluster.primary()
+    old_primary.process.kill()
+    env = worker_env(
+        "redis://sentinel-named-primary/0", tmp_path, JOBSVC_REDIS_SENTINELS=cluster.sentinels_setting
+    )
+    worker = start_worker_process(env, tmp_path / "worker.log")  # the Sentinels still name the dead one
+    try:
+        async with api(behind_sentinels(settings, cluster)) as http:
+            async with asyncio.timeout(30):
+                while True:
+                    response = await http.post("/v1/jobs", json={"type": "diag.noop", "params": {}})
+                    if response.status_code == 202:
+                        break
+                    await asyncio.sleep(0.2)  # 503 until the Sentinels name the new primary
+            await wait_for_status(http, response.json()["id"], "succeeded", timeout_s=30)
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-2000:]
+    finally:
+        worker.kill()
+        worker.wait()

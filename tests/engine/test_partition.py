@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.sentinels import Server, start_server
 from service.api.app import create_app
 from service.config import Settings
 from tests.engine.test_fenced_leases import assert_the_stale_attempt_changed_nothing
 from tests.engine.test_reliability import running_sleep, start_worker_process, worker_env
 from tests.helpers import free_port, read_job, serve, submit, wait_for_status
-from tests.sentinels import Server, start_server
 
 pytestmark = pytest.mark.slow
 
