@@ -1,11 +1,12 @@
 """Every accepted job ends: the waiting jobs that can no longer run get an outcome.
 
 A job not started within ``JOBSVC_QUEUED_JOB_EXPIRY_S`` of its due time (sent to a queue no worker
-serves, a dependent whose parents never ended, a backlog that never drained) ends failed with
+serves, a backlog that never drained) ends failed with
 ``JobExpired``, among the dead letters, its tenant's open-jobs quota given back and its place in every
 queue given up: what ARQ's own worker does with a job it finds expired, but without waiting for a worker
 of that queue to come along. Its record outlives that moment by ``queue_ops.EXPIRY_MARGIN_MS``, so the
-sweep always has the job to write its result from.
+sweep always has the job to write its result from. A dependent is not due until its parents end: its
+records live as long as theirs, and its expiry counts from the moment they end (settle_dependents.lua).
 
 At every heartbeat one worker (the one holding ``keys.SWEEP_LOCK``) looks at the queues, a step of
 ``SWEEP_STEP`` jobs each: a few commands when nothing is due to expire.
@@ -77,13 +78,13 @@ async def _read(queues: JobQueues, job_ids: list[bytes]) -> list[tuple[str, byte
             job_id = raw_id.decode()
             pipe.get(keys.arq_job(job_id))
             pipe.exists(keys.arq_result(job_id), keys.arq_in_progress(job_id))
-            pipe.hmget(keys.job_meta(job_id), ["type", "queue", "outcome"])
+            pipe.hmget(keys.job_meta(job_id), ["type", "queue", "outcome", "waiting_for"])
             pipe.get(keys.arq_retry(job_id))
         replies: list[Any] = await typing.cast(Awaitable[list[Any]], pipe.execute())
     found: list[tuple[str, bytes] | None] = []
     for n, raw_id in enumerate(job_ids):
-        raw, busy, (job_type, queue, outcome), attempts = replies[4 * n : 4 * n + 4]
-        if busy or outcome:
+        raw, busy, (job_type, queue, outcome, waiting_for), attempts = replies[4 * n : 4 * n + 4]
+        if busy or outcome or waiting_for:  # a dependent waits as long as its parents: they settle it
             found.append(None)
             continue
         name = (job_type or b"").decode()

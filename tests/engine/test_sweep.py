@@ -13,7 +13,7 @@ from arq import ArqRedis
 from jobs.engine import keys
 from service.config import Settings
 from tests.conftest import worker_running
-from tests.helpers import dead_letter_ids, submit, until_registered, wait_for_status
+from tests.helpers import dead_letter_ids, make_due, submit, until_registered, wait_for_status
 
 
 @pytest.fixture
@@ -52,3 +52,22 @@ async def test_a_job_that_is_not_yet_past_its_expiry_is_left_waiting(
         await until_registered(redis, worker)
         await asyncio.sleep(3 * settings.worker_heartbeat_s)  # time for a few sweeps
     assert (await http.get(f"/v1/jobs/{waiting['id']}")).json()["status"] == "queued"
+
+
+async def test_a_dependent_waits_as_long_as_its_parent_and_its_expiry_counts_from_the_parents_end(
+    http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
+) -> None:
+    raised = await http.put(f"/v1/admin/tenants/{keys.DEFAULT_TENANT}/quotas", json={"max_open_jobs": 10})
+    assert raised.status_code == 200, raised.text
+    parent = await submit(http, "diag.noop", {}, delay_seconds=3 * 3600)  # due long after any expiry
+    child = await submit(http, "diag.noop", {}, depends_on=[parent["id"]])
+    assert await redis.pttl(keys.arq_job(child["id"])) > await redis.pttl(keys.arq_job(parent["id"]))
+    an_hour_ago = int(time.time() * 1000) - 3_600_000
+    await redis.zadd(keys.arq_queue("default"), {child["id"]: an_hour_ago}, xx=True)  # "waiting" an hour
+
+    async with worker_running(settings) as (worker, _):
+        await until_registered(redis, worker)
+        await asyncio.sleep(3 * settings.worker_heartbeat_s)  # a few sweeps
+        assert (await http.get(f"/v1/jobs/{child['id']}")).json()["status"] == "queued"  # not expired
+        await make_due(redis, parent["id"])
+        await wait_for_status(http, child["id"], "succeeded", timeout_s=10)

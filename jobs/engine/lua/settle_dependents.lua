@@ -13,6 +13,9 @@
 --- @include "now_ms"
 --- @include "meta_key"
 --- @include "dependents_key"
+--- @include "fmt"
+--- @include "queue_of"
+--- @include "arq_queue_key"
 --- @include "place_if_waiting"
 
 local parent, step = ARGV[1], tonumber(ARGV[2])
@@ -23,6 +26,8 @@ if redis.call('HGET', meta_key(parent), 'outcome') == 'succeeded' then
   for _, child in ipairs(redis.call('SPOP', key, step)) do
     if redis.call('HINCRBY', meta_key(child), 'waiting_for', -1) <= 0 then
       redis.call('HDEL', meta_key(child), 'waiting_for')
+      -- due now, its parents having ended: its queued expiry counts from here (jobs.engine.sweep)
+      redis.call('ZADD', arq_queue_key(queue_of(child)), 'XX', fmt(now), child)
       place_if_waiting(child, now)
     end
   end

@@ -23,6 +23,12 @@ local function enqueue(a, index_keys, tally)
   if not a.adopted and redis.call('EXISTS', job_key(id), result_key(id)) > 0 then return {'exists', ''} end
   local pending, refused = parents_pending(a.tenant, a.parents)
   if refused then return refused end
+  -- a dependent's records live as long as its parents' and its own expiry after (its clock starts when
+  -- they end: settle_dependents.lua makes it due then)
+  local longest = 0
+  for _, parent in ipairs(pending) do longest = math.max(longest, redis.call('PTTL', job_key(parent))) end
+  a.job_ttl = tonumber(a.job_ttl) + longest
+  a.meta_ttl = tonumber(a.meta_ttl) + longest
   redis.call('PSETEX', job_key(id), a.job_ttl, a.record)
   redis.call('ZADD', arq_queue_key(a.queue), fmt(a.due), id)
   redis.call('HSET', meta_key(id), 'type', a.type, 'queue', a.queue, 'priority', a.priority,
