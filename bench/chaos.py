@@ -16,7 +16,9 @@ restarts Redis mid-run; ``oom`` and ``readonly`` make Redis refuse writes for ``
 (``maxmemory`` reached under ``noeviction``; a replica of a server that is gone, as after a failover);
 ``failover`` runs everything on a primary, two replicas and three Sentinels instead (the API and the
 workers told ``JOBSVC_REDIS_SENTINELS`` and ``JOBSVC_REDIS_MIN_REPLICAS=1``) and SIGKILLs the primary
-once mid-run (not with ``readonly`` or ``redis-restart``).
+once mid-run (not with ``readonly``, ``redis-restart`` or ``partition``); ``partition`` (root and
+iproute2) runs one worker in a network namespace (``bench/netns.py``) and cuts its link for a lease and
+a bit every ``--partition-every`` seconds (not with ``redis-restart`` or ``failover``).
 ``diag.sleep`` runs under a concurrency limit of ``--sleep-concurrency`` across all workers. It stops once
 the service lists every accepted job as finished (or at ``--timeout``), reads every accepted job by id and
 prints the figures; ``--json PATH`` writes them too.
@@ -60,7 +62,8 @@ import httpx
 import redis
 from jobsvc_client import TERMINAL_STATUSES, AsyncJobsClient, Job, JobStatus, JobsvcError, NotFound
 
-from bench.sentinels import SentinelCluster, start_sentinel_cluster
+from bench.netns import HOST_IP, Namespace, network_namespace
+from bench.sentinels import SentinelCluster, Server, start_sentinel_cluster, start_server
 from service.devtools.embedded import EmbeddedRedis
 from service.devtools.processes import spawn, stop_processes
 
@@ -98,6 +101,8 @@ class ChaosOptions:
     pause_every_s: float = 7.0
     #: how long Redis refuses writes, with the oom and readonly faults
     refusal_s: float = 2.0
+    #: cut the network namespace's worker off (for a lease and a bit) every this many seconds
+    partition_every_s: float = 11.0
     #: diag.sleep jobs running at once across all workers, at most (JOBSVC_JOB_LIMITS)
     sleep_concurrency: int = 8
     #: a server to use instead of the embedded one; it cannot be restarted
@@ -146,6 +151,7 @@ class ChaosReport:
     fail_extra_executions: int = 0  # diag.fail attempts beyond times + 1
     worker_kills: int = 0
     worker_pauses: int = 0
+    partitions: int = 0  # the namespace's worker cut off past its lease
     write_refusals: dict[str, int] = field(default_factory=dict)  # "oom"/"readonly" -> times
     failovers: int = 0  # primaries SIGKILLed and replaced by the Sentinels
     failover_max_s: float | None = None  # the longest from the SIGKILL to the new primary named
@@ -244,7 +250,15 @@ class Cluster:
         #: with the failover fault: a primary, two replicas and three Sentinels instead of one server
         self.sentinels: SentinelCluster | None = None
         replicated = "failover" in options.faults
-        self.redis = None if options.redis_url or replicated else EmbeddedRedis(work_dir)
+        #: with the partition fault: a server also listening on the host's end of a veth pair, and one
+        #: worker in a network namespace whose link gets cut
+        self.partitioning = "partition" in options.faults
+        self.server: Server | None = None
+        self.namespace: Namespace | None = None
+        self._exits = contextlib.ExitStack()
+        self.cut_off: subprocess.Popen[bytes] | None = None
+        embedded = not (options.redis_url or replicated or self.partitioning)
+        self.redis = EmbeddedRedis(work_dir) if embedded else None
         self.redis_url = options.redis_url or ""
         self.base_url = f"http://127.0.0.1:{_free_port()}"
         self.api: subprocess.Popen[bytes] | None = None
@@ -260,15 +274,26 @@ class Cluster:
         elif "failover" in self.options.faults:
             self.sentinels = start_sentinel_cluster(self.work_dir / "redis")
             self.redis_url = "redis://sentinel-named-primary/0"  # the password and db; the host is unused
+        elif self.partitioning:
+            self.namespace = self._exits.enter_context(network_namespace())
+            self.server = start_server(self.work_dir / "redis", _free_port(), bind=f"127.0.0.1 {HOST_IP}")
+            self.redis_url = f"redis://127.0.0.1:{self.server.port}/0"
         port = self.base_url.rpartition(":")[2]
         uvicorn: list[str | Path] = [BIN / "uvicorn", "service.main:app", "--port", port, "--no-access-log"]
         self.api = self._spawn(self.logs / "api.log", uvicorn)
         for _ in range(self.options.workers):
             self.start_worker()
 
-    def _spawn(self, log: Path, args: list[str | Path]) -> subprocess.Popen[bytes]:
+    def _spawn(self, log: Path, args: list[str | Path], *, cut_off: bool = False) -> subprocess.Popen[bytes]:
+        """A child; with ``cut_off``, in the network namespace, reaching Redis across the veth pair."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOBSVC_")}
-        env |= {"JOBSVC_REDIS_URL": self.redis_url, "JOBSVC_DIAGNOSTICS": "true"}
+        redis_url = self.redis_url
+        if cut_off:
+            assert self.namespace is not None
+            assert self.server is not None
+            args = [*self.namespace.wrapper, *args]
+            redis_url = f"redis://{HOST_IP}:{self.server.port}/0"
+        env |= {"JOBSVC_REDIS_URL": redis_url, "JOBSVC_DIAGNOSTICS": "true"}
         env |= {"JOBSVC_DATA_DIR": str(self.work_dir), **self.options.child_settings()}
         env |= {"JOBSVC_ADMIN_API_KEY": ADMIN_KEY}
         if self.sentinels is not None:  # a 202 means a replica has the job: the failover loses none
@@ -280,9 +305,13 @@ class Cluster:
             return spawn(args, cwd=ROOT, env=env, stdout=out)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
+        """Another worker: in the network namespace when partitioning and none runs there now."""
         self._spawned += 1
         log = self.logs / f"worker-{self._spawned}.log"
-        worker = self._spawn(log, [BIN / "arq", "worker_settings.WorkerSettings"])
+        cut_off = self.partitioning and (self.cut_off is None or self.cut_off.poll() is not None)
+        worker = self._spawn(log, [BIN / "arq", "worker_settings.WorkerSettings"], cut_off=cut_off)
+        if cut_off:
+            self.cut_off = worker
         self.workers.append(worker)
         self.worker_logs[worker.pid] = log
         return worker
@@ -356,6 +385,15 @@ class Cluster:
                 client.replicaof("NO", "ONE")
             client.close()
 
+    async def partition(self, seconds: float) -> None:
+        """Cut the network namespace's link for ``seconds``: its worker reaches nothing, nor it anyone."""
+        assert self.namespace is not None
+        self.namespace.cut()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.namespace.restore()
+
     def _primary(self) -> redis.Redis:
         """A client of the server that takes writes now."""
         if self.sentinels is not None:
@@ -391,6 +429,9 @@ class Cluster:
             self.redis.stop()
         if self.sentinels is not None:
             self.sentinels.stop()
+        if self.server is not None:
+            self.server.stop()
+        self._exits.close()
 
 
 @dataclass
@@ -462,6 +503,7 @@ class ChaosLog:
     restarts: list[float] = field(default_factory=list)  # epoch seconds each Redis stop began
     downtime_s: float = 0.0
     pauses: list[float] = field(default_factory=list)  # epoch seconds each SIGSTOP began
+    partitions: list[float] = field(default_factory=list)  # epoch seconds each cut began
     refusals: list[str] = field(default_factory=list)  # "oom" / "readonly", in order
     failovers: list[float] = field(default_factory=list)  # seconds from the primary's SIGKILL to a new one
 
@@ -481,7 +523,8 @@ async def make_chaos(
     due = [options.jobs * (k + 1) / (len(disruptions) + 1) for k in range(len(disruptions))]
     next_kill = time.monotonic() + options.kill_every_s
     next_pause = time.monotonic() + options.pause_every_s
-    pausing: set[asyncio.Task[int]] = set()
+    next_cut = time.monotonic() + options.partition_every_s
+    pausing: set[asyncio.Task[Any]] = set()
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -519,10 +562,18 @@ async def make_chaos(
                 next_pause = time.monotonic() + options.pause_every_s
                 seconds = options.lease_s + 2 * options.heartbeat_s
                 log.pauses.append(time.time())
-                task = asyncio.create_task(cluster.pause_worker(rng, seconds))
+                task: asyncio.Task[Any] = asyncio.create_task(cluster.pause_worker(rng, seconds))
                 pausing.add(task)
                 task.add_done_callback(pausing.discard)
                 clock.say(f"SIGSTOP a worker for {seconds:g}s (pause {len(log.pauses)})")
+            if "partition" in faults and time.monotonic() >= next_cut and not stop.is_set():
+                next_cut = time.monotonic() + options.partition_every_s
+                seconds = options.lease_s + 2 * options.heartbeat_s
+                log.partitions.append(time.time())
+                cut: asyncio.Task[Any] = asyncio.create_task(cluster.partition(seconds))
+                pausing.add(cut)
+                cut.add_done_callback(pausing.discard)
+                clock.say(f"cut the namespace's worker off for {seconds:g}s (cut {len(log.partitions)})")
     finally:
         for task in list(pausing):
             await asyncio.gather(task, return_exceptions=True)  # every paused worker goes on
@@ -623,6 +674,7 @@ def tally(
             report.fail_planned_retries += times
             report.fail_extra_executions += max(0, job.attempts - (times + 1))
     report.worker_pauses, report.write_refusals = len(log.pauses), dict(Counter(log.refusals))
+    report.partitions = len(log.partitions)
     report.failovers = len(log.failovers)
     report.failover_max_s = round(max(log.failovers), 2) if log.failovers else None
     runs = [(job.started_at, job.finished_at) for job in finished if job.type == SLEEP]
@@ -670,6 +722,7 @@ def recovery_times(jobs: list[Job], log: ChaosLog) -> tuple[list[float], int]:
         [(at, "kill") for at in log.kills]
         + [(at, "restart") for at in log.restarts]
         + [(at, "pause") for at in log.pauses]
+        + [(at, "partition") for at in log.partitions]
     )
     moments = [at for at, _ in events]
     delays: list[float] = []
@@ -802,6 +855,7 @@ def render(report: ChaosReport, options: ChaosOptions) -> str:
         ("diag.fail executions beyond plan", report.fail_extra_executions),
         ("worker kills (SIGKILL)", report.worker_kills),
         ("worker pauses (SIGSTOP past the lease)", report.worker_pauses),
+        ("partitions (a worker's link cut past the lease)", report.partitions),
         (
             "Redis refusing writes (oom / readonly)",
             f"{report.write_refusals.get('oom', 0)} / {report.write_refusals.get('readonly', 0)}",
@@ -854,19 +908,23 @@ def render(report: ChaosReport, options: ChaosOptions) -> str:
     return "\n".join(lines)
 
 
-FAULTS = ("kill", "pause", "oom", "readonly", "redis-restart", "failover")
-#: with a failover the run uses a Sentinel cluster, where these would fight the Sentinels or have no server
-NOT_WITH_FAILOVER = frozenset({"readonly", "redis-restart"})
+FAULTS = ("kill", "pause", "oom", "readonly", "redis-restart", "failover", "partition")
+#: faults that need a Redis of their own kind, each with the faults it does not combine with: a failover
+#: runs on a Sentinel cluster (where readonly would fight the Sentinels), a partition on a server that
+#: also listens on a veth pair (which the harness does not restart)
+EXCLUSIVE = {
+    "failover": frozenset({"readonly", "redis-restart", "partition"}),
+    "partition": frozenset({"redis-restart", "failover"}),
+}
 
 
 def _faults(text: str) -> frozenset[str]:
     named = frozenset(part.strip() for part in text.split(",") if part.strip())
     if unknown := named - set(FAULTS):
         raise argparse.ArgumentTypeError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
-    if "failover" in named and (clash := named & NOT_WITH_FAILOVER):
-        raise argparse.ArgumentTypeError(
-            f"failover runs on a Sentinel cluster: drop {', '.join(sorted(clash))}"
-        )
+    for fault, excluded in EXCLUSIVE.items():
+        if fault in named and (clash := named & excluded):
+            raise argparse.ArgumentTypeError(f"{fault} does not combine with {', '.join(sorted(clash))}")
     return named
 
 
@@ -884,6 +942,7 @@ FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
         "SIGSTOP a random worker past its lease every this many seconds",
     ),
     ("--refusal-s", "refusal_s", float, "seconds Redis refuses writes, for the oom and readonly faults"),
+    ("--partition-every", "partition_every_s", float, "cut the namespace's worker off every this many s"),
     ("--sleep-concurrency", "sleep_concurrency", int, "diag.sleep jobs at once across all workers, at most"),
     ("--redis-restarts", "redis_restarts", int, "Redis restarts, spread over the submission"),
     ("--redis-downtime", "redis_downtime_s", float, "seconds Redis stays down on each restart"),

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from bench.netns import HOST_IP, Namespace, can_make_namespaces, network_namespace
 from bench.sentinels import Server, start_server
 from service.api.app import create_app
 from service.config import Settings
@@ -26,46 +24,14 @@ from tests.helpers import free_port, read_job, serve, submit, wait_for_status
 
 pytestmark = pytest.mark.slow
 
-HOST_IP, WORKER_IP = "10.231.0.1", "10.231.0.2"
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-@dataclass
-class Namespace:
-    name: str
-    host_link: str
-
-    def cut(self) -> None:
-        ip("link", "set", self.host_link, "down")
-
-    def restore(self) -> None:
-        ip("link", "set", self.host_link, "up")
-
 
 @pytest.fixture
 def namespace() -> Iterator[Namespace]:
-    """A network namespace whose only way out is a veth pair to the host: WORKER_IP to HOST_IP. Without
-    root or iproute2 the test fails, never skips: ``.ci/run`` has both."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
+    """Without root or iproute2 the test fails, never skips: ``.ci/run`` has both."""
+    if not can_make_namespaces():
         pytest.fail("the partition test needs root and iproute2 (ip netns), as .ci/run has them")
-    tag = uuid.uuid4().hex[:6]
-    name, host_link, inner_link = f"jobsvc-{tag}", f"jh{tag}", f"jn{tag}"
-    ip("netns", "add", name)
-    try:
-        ip("link", "add", host_link, "type", "veth", "peer", "name", inner_link)
-        ip("link", "set", inner_link, "netns", name)
-        ip("addr", "add", f"{HOST_IP}/30", "dev", host_link)
-        ip("link", "set", host_link, "up")
-        ip("-n", name, "addr", "add", f"{WORKER_IP}/30", "dev", inner_link)
-        ip("-n", name, "link", "set", inner_link, "up")
-        ip("-n", name, "link", "set", "lo", "up")
-        yield Namespace(name, host_link)
-    finally:
-        subprocess.run(["ip", "link", "del", host_link], capture_output=True)
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    with network_namespace() as made:
+        yield made
 
 
 @pytest.fixture
@@ -88,7 +54,7 @@ async def test_a_worker_cut_off_by_a_partition_changes_nothing_when_the_link_ret
         env = worker_env(url, tmp_path, JOBSVC_WORKER_LEASE_S="2", JOBSVC_JOB_LIMITS=limits)
         return start_worker_process(env, tmp_path / f"{name}.log", wrapper=wrapper)
 
-    cut_off = worker(HOST_IP, "cut-off", ("ip", "netns", "exec", namespace.name))
+    cut_off = worker(HOST_IP, "cut-off", namespace.wrapper)
     other = None
     app = create_app(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{shared_redis.port}/0"}))
     try:
