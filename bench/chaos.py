@@ -885,7 +885,8 @@ def render(report: ChaosReport, options: ChaosOptions) -> str:
         ),
         ("wall time, with start-up and shutdown", f"{report.wall_s:.1f} s"),
     ]
-    restarts = "" if options.redis_url else f", {options.redis_restarts} Redis restart(s)"
+    restarting = "redis-restart" in options.faults and not options.redis_url
+    restarts = f", {options.redis_restarts} Redis restart(s)" if restarting else ""
     lines = [
         f"chaos: {options.jobs} jobs at {options.rate:g}/s, {options.workers} workers, faults "
         f"{','.join(sorted(options.faults))}: a SIGKILL every {options.kill_every_s:g} s, a pause every "
