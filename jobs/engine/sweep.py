@@ -14,6 +14,7 @@ At every heartbeat one worker (the one holding ``keys.SWEEP_LOCK``) looks at the
 
 from __future__ import annotations
 
+import asyncio
 import typing
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
@@ -46,27 +47,44 @@ async def sweep_expired(
     now_ms: int,
     result_ttl_ms: int,
     dead_letter_ms: int,
+    passed_over: dict[str, int],
 ) -> list[Expired]:
-    """End, as expired, the jobs of ``queue_names`` still waiting ``queued_expiry_ms`` after they were due."""
+    """End, as expired, the jobs of ``queue_names`` still waiting ``queued_expiry_ms`` after they were due.
+
+    ``passed_over`` (queue -> count, updated): how many of a queue's oldest overdue entries earlier steps
+    left alone (running jobs, dependents waiting for their parents); the next step starts past them, so
+    that more of those than a step holds never hide the expired jobs behind them. A step that reaches
+    the end of the overdue entries starts the next one from the first again."""
     ended: list[Expired] = []
     for queue in queue_names:
+        start = passed_over.get(queue, 0)
         overdue: list[bytes] = await queues.redis.zrangebyscore(
-            keys.arq_queue(queue), "-inf", now_ms - queued_expiry_ms, start=0, num=SWEEP_STEP
+            keys.arq_queue(queue), "-inf", now_ms - queued_expiry_ms, start=start, num=SWEEP_STEP
         )
-        for job_id, found in zip(overdue, await _read(queues, overdue), strict=True):
-            if found is None:
-                continue
-            job_type, record = found
-            reply = await queues.release(
-                Claim(job_id=job_id.decode(), score=0, queue=queue, slot="", job_type=job_type),
-                ended=True,
-                result=record,
-                result_ttl_ms=result_ttl_ms,
-                outcome="failed",
-                bury_for_ms=dead_letter_ms,
+        expired = [
+            (job_id.decode(), found)
+            for job_id, found in zip(overdue, await _read(queues, overdue), strict=True)
+            if found is not None
+        ]
+        passed_over[queue] = start + len(overdue) - len(expired) if len(overdue) == SWEEP_STEP else 0
+        replies = await asyncio.gather(  # sent together: one round trip (ScriptBatcher)
+            *(
+                queues.release(
+                    Claim(job_id=job_id, score=0, queue=queue, slot="", job_type=job_type),
+                    ended=True,
+                    result=record,
+                    result_ttl_ms=result_ttl_ms,
+                    outcome="failed",
+                    bury_for_ms=dead_letter_ms,
+                )
+                for job_id, (job_type, record) in expired
             )
-            if reply in ("ended", "settle"):
-                ended.append(Expired(job_id.decode(), job_type, queue, reply))
+        )
+        ended += [
+            Expired(job_id, job_type, queue, reply)
+            for (job_id, (job_type, _)), reply in zip(expired, replies, strict=True)
+            if reply in ("ended", "settle")
+        ]
     return ended
 
 

@@ -178,6 +178,7 @@ class JobsvcWorker(ArqHost):
         self._look_at_ms = float("inf")
         self._credits: dict[str, int] = {name: 0 for name, _ in config.queues}
         self._claim_requests = itertools.count()
+        self._sweep_passed_over: dict[str, int] = {}
         self._limits_json = json.dumps({name: dict(limit) for name, limit in config.limits.items()})
         self.in_progress_timeout_s = config.lease_s
         # ARQ's loop sleeps poll_delay between iterations; here an iteration blocks until there is work
@@ -253,6 +254,7 @@ class JobsvcWorker(ArqHost):
             now_ms=now_ms(),
             result_ttl_ms=engine.result_retention_s * 1000,
             dead_letter_ms=engine.dead_letter_retention_s * 1000,
+            passed_over=self._sweep_passed_over,
         )
         for job in expired:
             logger.warning("job %s: not started within its expiry (queue %s); failed", job.job_id, job.queue)

@@ -11,6 +11,8 @@ import pytest
 from arq import ArqRedis
 
 from jobs.engine import keys
+from jobs.engine.queue_ops import JobQueues
+from jobs.engine.sweep import SWEEP_STEP, sweep_expired
 from service.config import Settings
 from tests.conftest import worker_running
 from tests.helpers import dead_letter_ids, make_due, submit, until_registered, wait_for_status
@@ -71,3 +73,31 @@ async def test_a_dependent_waits_as_long_as_its_parent_and_its_expiry_counts_fro
         assert (await http.get(f"/v1/jobs/{child['id']}")).json()["status"] == "queued"  # not expired
         await make_due(redis, parent["id"])
         await wait_for_status(http, child["id"], "succeeded", timeout_s=10)
+
+
+async def test_more_waiting_dependents_than_a_step_holds_never_hide_an_expired_job_behind_them(
+    http: httpx.AsyncClient, redis: ArqRedis
+) -> None:
+    raised = await http.put(f"/v1/admin/tenants/{keys.DEFAULT_TENANT}/quotas", json={"max_open_jobs": 1000})
+    assert raised.status_code == 200, raised.text
+    parent = await submit(http, "diag.noop", {}, delay_seconds=3 * 3600)
+    batch = [{"type": "diag.noop", "depends_on": [parent["id"]]}] * (SWEEP_STEP + 100)
+    children = (await http.post("/v1/jobs:batch", json={"jobs": batch})).json()["jobs"]
+    stranded = await submit(http, "diag.noop", {})
+    now = int(time.time() * 1000)
+    old = {child["id"]: now - 7_200_000 for child in children}  # overdue, ahead of the stranded job
+    await redis.zadd(keys.arq_queue("default"), {**old, stranded["id"]: now - 3_600_000}, xx=True)
+
+    passed_over: dict[str, int] = {}
+    for _ in range(2):  # the first step meets only dependents, which wait for their parent
+        await sweep_expired(
+            JobQueues(redis),
+            ["default"],
+            queued_expiry_ms=60_000,
+            now_ms=now,
+            result_ttl_ms=60_000,
+            dead_letter_ms=60_000,
+            passed_over=passed_over,
+        )
+    assert (await http.get(f"/v1/jobs/{stranded['id']}")).json()["status"] == "failed"
+    assert (await http.get(f"/v1/jobs/{children[0]['id']}")).json()["status"] == "queued"
