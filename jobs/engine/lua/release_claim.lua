@@ -49,9 +49,6 @@
 local id, q, slot, mode, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[13]
 local holder = redis.call('GET', in_progress_key(id))
 if holder and holder ~= token then return 'stale' end
--- a lapsed lease whose limit's slot was given up (pruned by a claim, or freed when the lapse was found):
--- ending the job now would let it count as having run beside the job that took its slot
-if not holder and slot ~= '' and not redis.call('ZSCORE', slot .. ':running', id) then return 'stale' end
 local remembered = '${RELEASED_PREFIX}' .. id
 -- sent again: the lock is gone (or, for a lock kept on, still this token's)
 if token ~= '' and (not holder or ARGV[7] ~= '') then
@@ -60,6 +57,9 @@ if token ~= '' and (not holder or ARGV[7] ~= '') then
     return string.sub(earlier, #token + 2)  -- this very release, sent again
   end
 end
+-- a lapsed lease whose limit's slot was given up (pruned by a claim, or freed when the lapse was found):
+-- ending the job now would let it count as having run beside the job that took its slot
+if not holder and slot ~= '' and not redis.call('ZSCORE', slot .. ':running', id) then return 'stale' end
 
 local function release()
   local now = now_ms()

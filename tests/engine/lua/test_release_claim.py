@@ -220,6 +220,15 @@ async def test_a_release_sent_twice_answers_as_the_first_and_changes_nothing_mor
     assert await redis.get(keys.arq_retry("back")) == b"0"  # the attempt given back once
     assert await redis.xlen(keys.events(keys.DEFAULT_TENANT)) == events
 
+    await submitted(queues, "limited")
+    [slotted] = await claim_all(queues, limits={"diag.noop": {"c": 1}})
+    assert slotted.slot  # which the first delivery frees
+    limited_ends = [
+        await queues.release(slotted, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded")
+        for _ in range(2)
+    ]
+    assert limited_ends == ["ended", "ended"]  # not "stale": the resend is this release's, not a lapse
+
     parent = await claimed(queues, "parent")
     await queues.submit(job_call("child", depends_on=("parent",)))
     ends = [
