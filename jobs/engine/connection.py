@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -52,6 +53,12 @@ REDIS_DOWN_WHILE_WATCHING: tuple[type[BaseException], ...] = (*REDIS_DOWN, Watch
 #: failed save, a script running too long, too few replicas for ``min-replicas-to-write``, a blocking
 #: read let go because the server turned replica
 REFUSAL_CODES = frozenset({"MISCONF", "BUSY", "NOREPLICAS", "UNBLOCKED"})
+#: refusals that carry no error code: ``WAIT`` sent to a server that turned replica (a READONLY by
+#: another name, as after a failover, when the write before it was read-only)
+REFUSAL_TEXTS = ("WAIT cannot be used with replica instances",)
+#: how redis-py prefixes an error raised by a command inside a pipeline (the asyncio client quotes the
+#: reply as a tuple: ``...caused error: ('MISCONF ...',)``)
+PIPELINE_ERROR_PREFIX = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: \(?['\"]?", re.DOTALL)
 #: what to catch, then ask ``redis_unavailable`` (or, for a WatchError, know) whether to wait it out
 REDIS_ERRORS: tuple[type[BaseException], ...] = (*REDIS_DOWN_WHILE_WATCHING, ResponseError)
 
@@ -62,7 +69,10 @@ def redis_unavailable(exc: BaseException) -> bool:
     check for them and the pipeline itself answers NOSCRIPT: the next try loads them."""
     if isinstance(exc, (*REDIS_DOWN, NoScriptError)):
         return True
-    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in REFUSAL_CODES
+    if not isinstance(exc, ResponseError):
+        return False
+    reply = PIPELINE_ERROR_PREFIX.sub("", str(exc), count=1)
+    return reply.split(" ", 1)[0] in REFUSAL_CODES or reply.startswith(REFUSAL_TEXTS)
 
 
 RECONNECT_MAX_DELAY_S = 5.0

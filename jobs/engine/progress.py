@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from jobs.engine.connection import REDIS_DOWN
+from jobs.engine.connection import REDIS_ERRORS, redis_unavailable
 from jobs.engine.queue_ops import JobQueues
 
 logger = logging.getLogger("jobsvc.jobs")
@@ -25,7 +25,9 @@ class ProgressReporter:
         value = json.dumps({"current": current, "total": total, "message": message})
         try:
             await self._queues.report_progress(self._job_id, value, self._lease_token)
-        except REDIS_DOWN as exc:
+        except REDIS_ERRORS as exc:
+            if not redis_unavailable(exc):
+                raise
             logger.warning(
                 "progress of job %s not recorded: redis unavailable (%s)", self._job_id, type(exc).__name__
             )

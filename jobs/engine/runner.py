@@ -21,7 +21,7 @@ from jobs.definition import MAX_ATTEMPTS_LIMIT, JobType, RetryPolicy
 from jobs.engine import keys, log_context, tracing
 from jobs.engine.attempts import begin_attempt, end_attempt
 from jobs.engine.codec import deserialize
-from jobs.engine.connection import REDIS_DOWN, until_redis_answers
+from jobs.engine.connection import redis_unavailable, until_redis_answers
 from jobs.engine.history import TenantHistory
 from jobs.engine.progress import ProgressReporter
 from jobs.engine.queue_ops import attempt_lease_token
@@ -51,7 +51,7 @@ def arq_function(job_type: JobType[Any, Any]) -> Function:
 
 def is_retryable(job_type: JobType[Any, Any], exc: BaseException) -> bool:
     """The type's own rule, plus: Redis being unavailable is always worth another attempt."""
-    if isinstance(exc, REDIS_DOWN) and not isinstance(exc, PermanentJobError):
+    if redis_unavailable(exc) and not isinstance(exc, PermanentJobError):
         return True
     return job_type.is_retryable(exc)
 

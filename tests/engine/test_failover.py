@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.sentinels import SentinelCluster, sentinel_cluster
+from bench.sentinels import SentinelCluster, free_port, sentinel_cluster
 from jobs.engine import keys
 from service.api.app import create_app
 from service.config import Settings
@@ -80,6 +80,33 @@ async def test_a_submit_the_replicas_do_not_confirm_is_refused_with_503_and_acce
         assert again.status_code == 200, again.text  # the job the refused submit wrote, not a second one
         listed = (await http.get("/v1/jobs", params={"type": "diag.noop"})).json()["jobs"]
         assert [job["id"] for job in listed] == [again.json()["id"]]
+
+
+async def test_a_primary_turned_replica_answers_503_to_submits_that_wait_for_replicas(
+    settings: Settings, cluster: SentinelCluster
+) -> None:
+    """The old primary after a failover, before clients move: a new submit's write is refused, and so is
+    the WAIT behind a resent one (whose script only reads); both are Redis unavailable, a 503 to resend,
+    not a server error."""
+    primary = cluster.primary().client()
+    body = {"type": "diag.noop", "params": {}}
+    headers = {"Idempotency-Key": "nightly-2026-12-06"}
+    async with api(behind_sentinels(settings, cluster, redis_min_replicas=1)) as http:
+        first = await http.post("/v1/jobs", json=body, headers=headers)
+        assert first.status_code == 202, first.text
+        primary.replicaof("127.0.0.1", str(free_port()))  # a replica of a server that is gone
+        try:
+            new = await http.post("/v1/jobs", json=body)
+            resent = await http.post("/v1/jobs", json=body, headers=headers)
+        finally:
+            primary.replicaof("NO", "ONE")
+        for refused in (new, resent):
+            assert_problem(refused, 503)
+            assert refused.headers["Retry-After"] == "1"
+        again = await http.post("/v1/jobs", json=body, headers=headers)
+        assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+        listed = (await http.get("/v1/jobs", params={"type": "diag.noop"})).json()["jobs"]
+        assert [job["id"] for job in listed] == [first.json()["id"]]
 
 
 async def test_jobs_flow_through_a_failover_and_no_accepted_job_is_lost(

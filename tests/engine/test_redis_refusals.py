@@ -123,3 +123,33 @@ async def test_a_job_that_ends_while_redis_refuses_writes_records_its_end_once_i
         done = await wait_for_status(http, job["id"], "succeeded", timeout_s=15)
         assert done["attempts"] == 1
         assert done["result"] == {"slept_s": 1.5}
+
+
+async def test_progress_reported_while_a_script_keeps_redis_busy_is_dropped_and_the_job_goes_on(
+    tmp_path: Path,
+) -> None:
+    """BUSY (a script running past ``busy-reply-threshold``) is a refusal redis-py raises as a plain
+    ResponseError: the progress report it refuses is dropped like any other, and the attempt is not
+    failed or charged."""
+    async with (
+        own_server(tmp_path) as (settings, admin),
+        worker_running(settings),
+        serve(create_app(settings)) as http,
+    ):
+        await admin.config_set("busy-reply-threshold", "100")
+        sleep = {"type": "diag.sleep", "params": {"seconds": 2}}
+        job = (await http.post("/v1/jobs", json=sleep)).json()
+        await wait_for_status(http, job["id"], "in_progress")
+        assert settings.redis_url is not None
+        hog = redis.asyncio.Redis.from_url(settings.redis_url)
+        spinning = asyncio.create_task(hog.eval("while true do end", 0))
+        try:
+            await asyncio.sleep(2.5)  # the job reports progress twice and ends meanwhile
+        finally:
+            await admin.script_kill()
+            with pytest.raises(redis.exceptions.ResponseError, match="killed"):
+                await spinning
+            await hog.aclose()
+
+        done = await wait_for_status(http, job["id"], "succeeded", timeout_s=15)
+        assert (done["attempts"], done["result"]) == (1, {"slept_s": 2})
