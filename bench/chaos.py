@@ -16,9 +16,10 @@ restarts Redis mid-run; ``oom`` and ``readonly`` make Redis refuse writes for ``
 (``maxmemory`` reached under ``noeviction``; a replica of a server that is gone, as after a failover);
 ``failover`` runs everything on a primary, two replicas and three Sentinels instead (the API and the
 workers told ``JOBSVC_REDIS_SENTINELS`` and ``JOBSVC_REDIS_MIN_REPLICAS=1``) and SIGKILLs the primary
-once mid-run (not with ``readonly``, ``redis-restart`` or ``partition``); ``partition`` (root and
-iproute2) runs one worker in a network namespace (``bench/netns.py``) and cuts its link for a lease and
-a bit every ``--partition-every`` seconds (not with ``redis-restart`` or ``failover``).
+once mid-run (a restart then stops and starts whichever server is the primary, the refusals happen on
+it); ``partition`` (root and iproute2) runs one worker in a network namespace (``bench/netns.py``) and
+cuts its link for a lease and a bit every ``--partition-every`` seconds (Redis, and the Sentinels, then
+also listen at the host's end of the veth pair, and are known by that address). All seven combine.
 ``diag.sleep`` runs under a concurrency limit of ``--sleep-concurrency`` across all workers. It stops once
 the service lists every accepted job as finished (or at ``--timeout``), reads every accepted job by id and
 prints the figures; ``--json PATH`` writes them too.
@@ -78,6 +79,9 @@ ADMIN_KEY = f"jsk_admin_{uuid.uuid4().hex}{uuid.uuid4().hex}"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 #: a submit not accepted after this long of retrying is given up, and fails the run
 SUBMIT_GIVE_UP_S = 60.0
+#: with the failover fault, how long a silent primary takes to be judged down: longer than a Redis
+#: restart (so a restart is a restart, not a second failover), short enough for a quick run
+SENTINEL_DOWN_AFTER_MS = 3000
 RECOVERY_METHOD = (
     "recovery = started_at of a re-run diag.sleep job's final attempt (attempts > 1) minus the latest "
     "worker kill before it. It includes the lease running out and any wait for a free worker; a job that "
@@ -269,14 +273,22 @@ class Cluster:
 
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
+        restarts = "redis-restart" in self.options.faults  # a server restarted must come back with its data
+        # a partitioned worker reaches Redis (and the Sentinels) at the host's end of the veth pair only
+        if self.partitioning:
+            self.namespace = self._exits.enter_context(network_namespace())
+        host = HOST_IP if self.partitioning else "127.0.0.1"
         if self.redis is not None:
             self.redis_url = self.redis.start()
         elif "failover" in self.options.faults:
-            self.sentinels = start_sentinel_cluster(self.work_dir / "redis")
+            directory = self.work_dir / "redis"
+            self.sentinels = start_sentinel_cluster(
+                directory, host=host, persistent=restarts, down_after_ms=SENTINEL_DOWN_AFTER_MS
+            )
             self.redis_url = "redis://sentinel-named-primary/0"  # the password and db; the host is unused
         elif self.partitioning:
-            self.namespace = self._exits.enter_context(network_namespace())
-            self.server = start_server(self.work_dir / "redis", _free_port(), bind=f"127.0.0.1 {HOST_IP}")
+            bind = f"127.0.0.1 {HOST_IP}"
+            self.server = start_server(self.work_dir / "redis", _free_port(), bind=bind, persistent=restarts)
             self.redis_url = f"redis://127.0.0.1:{self.server.port}/0"
         port = self.base_url.rpartition(":")[2]
         uvicorn: list[str | Path] = [BIN / "uvicorn", "service.main:app", "--port", port, "--no-access-log"]
@@ -290,9 +302,9 @@ class Cluster:
         redis_url = self.redis_url
         if cut_off:
             assert self.namespace is not None
-            assert self.server is not None
             args = [*self.namespace.wrapper, *args]
-            redis_url = f"redis://{HOST_IP}:{self.server.port}/0"
+            if self.server is not None:  # with Sentinels, they name the primary at HOST_IP
+                redis_url = f"redis://{HOST_IP}:{self.server.port}/0"
         env |= {"JOBSVC_REDIS_URL": redis_url, "JOBSVC_DIAGNOSTICS": "true"}
         env |= {"JOBSVC_DATA_DIR": str(self.work_dir), **self.options.child_settings()}
         env |= {"JOBSVC_ADMIN_API_KEY": ADMIN_KEY}
@@ -402,24 +414,49 @@ class Cluster:
 
     async def fail_over(self) -> tuple[float, float]:
         """SIGKILL the primary and wait for the Sentinels to promote a replica; returns when it was killed
-        and when another primary was named (epoch seconds)."""
+        and when another primary was named (epoch seconds). The killed server is then started again, as
+        an operator would: it rejoins as a replica."""
         assert self.sentinels is not None
         old = self.sentinels.primary()
         old.process.kill()
         killed_at = time.time()
+        old.process.wait()
         await asyncio.to_thread(self.sentinels.wait_for_a_new_primary, old)
-        return killed_at, time.time()
+        named_at = time.time()
+        old.start_again()  # main thread: the parent-death signal
+        return killed_at, named_at
+
+    async def settled(self) -> None:
+        """Behind Sentinels: until the primary has every other server as an online replica and every
+        Sentinel agrees. Sentinel's replication is asynchronous: a second failover before the first has
+        re-pointed the replicas can promote one that lacks acknowledged writes, a double fault no setting
+        of jobsvc's can undo; so each Redis disruption waits for the one before to be over."""
+        if self.sentinels is not None:
+            await asyncio.to_thread(self.sentinels.wait_until_settled, len(self.sentinels.servers) - 1, 60)
+
+    @property
+    def can_restart_redis(self) -> bool:
+        """False for a server named by ``--redis-url``: the harness did not start it."""
+        return self.redis is not None or self.server is not None or self.sentinels is not None
 
     async def restart_redis(self, downtime_s: float) -> tuple[float, float]:
         """Stop Redis (SIGTERM: the AOF is flushed), leave it down a while, start it on the same data dir;
-        returns when it went down and when it answered again (epoch seconds)."""
-        assert self.redis is not None
-        url, down_at = self.redis_url, time.time()
-        await asyncio.to_thread(self.redis.stop)
+        returns when it went down and when it answered again (epoch seconds). Behind Sentinels, the server
+        stopped is the primary: a downtime past their ``down-after`` becomes a failover as well."""
+        down_at = time.time()
+        if self.redis is not None:
+            url = self.redis_url
+            await asyncio.to_thread(self.redis.stop)
+            await asyncio.sleep(downtime_s)
+            # start() blocks the loop until the AOF is loaded; main thread only (the parent-death signal)
+            if self.redis.start() != url:
+                raise RuntimeError("the restarted Redis listens elsewhere; the API and workers cannot follow")
+            return down_at, time.time()
+        server = self.sentinels.primary() if self.sentinels is not None else self.server
+        assert server is not None
+        await asyncio.to_thread(server.stop)
         await asyncio.sleep(downtime_s)
-        # start() blocks the loop until the AOF is loaded; main thread only (the parent-death signal)
-        if self.redis.start() != url:
-            raise RuntimeError("the restarted Redis listens elsewhere; the API and workers cannot follow it")
+        server.start_again()  # main thread, as above
         return down_at, time.time()
 
     def stop(self) -> None:
@@ -517,7 +554,7 @@ async def make_chaos(
     dies; replaces workers that die unkilled."""
     rng = random.Random(options.seed)
     faults = options.faults
-    restarts = options.redis_restarts if cluster.redis is not None and "redis-restart" in faults else 0
+    restarts = options.redis_restarts if cluster.can_restart_redis and "redis-restart" in faults else 0
     disruptions = ["redis-restart"] * restarts + [k for k in ("oom", "readonly", "failover") if k in faults]
     rng.shuffle(disruptions)
     due = [options.jobs * (k + 1) / (len(disruptions) + 1) for k in range(len(disruptions))]
@@ -535,6 +572,7 @@ async def make_chaos(
             if due and ledger.done >= due[0]:
                 due.pop(0)
                 kind = disruptions.pop(0)
+                await cluster.settled()
                 if kind == "redis-restart":
                     down_at, up_at = await cluster.restart_redis(options.redis_downtime_s)
                     log.restarts.append(down_at)
@@ -910,22 +948,12 @@ def render(report: ChaosReport, options: ChaosOptions) -> str:
 
 
 FAULTS = ("kill", "pause", "oom", "readonly", "redis-restart", "failover", "partition")
-#: faults that need a Redis of their own kind, each with the faults it does not combine with: a failover
-#: runs on a Sentinel cluster (where readonly would fight the Sentinels), a partition on a server that
-#: also listens on a veth pair (which the harness does not restart)
-EXCLUSIVE = {
-    "failover": frozenset({"readonly", "redis-restart", "partition"}),
-    "partition": frozenset({"redis-restart", "failover"}),
-}
 
 
 def _faults(text: str) -> frozenset[str]:
     named = frozenset(part.strip() for part in text.split(",") if part.strip())
     if unknown := named - set(FAULTS):
         raise argparse.ArgumentTypeError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
-    for fault, excluded in EXCLUSIVE.items():
-        if fault in named and (clash := named & excluded):
-            raise argparse.ArgumentTypeError(f"{fault} does not combine with {', '.join(sorted(clash))}")
     return named
 
 

@@ -1,6 +1,6 @@
 """The chaos harness, short: workers SIGKILLed, paused past their lease and cut off by a partition, Redis
-restarted, refusing writes (out of memory, read-only) and failed over while jobs flow; no accepted job
-lost, run past its limit or ended twice."""
+restarted, refusing writes (out of memory, read-only) and failed over while jobs flow, each apart and
+all at once; no accepted job lost, run past its limit or ended twice."""
 
 from __future__ import annotations
 
@@ -65,15 +65,18 @@ async def test_nothing_is_lost_when_the_primary_fails_over_mid_run(tmp_path: Pat
     assert_nothing_went_wrong(report, table)
 
 
-async def test_nothing_is_lost_when_a_worker_is_cut_off_by_a_partition(tmp_path: Path) -> None:
-    """One worker runs in a network namespace whose link is cut past its lease, again and again (needs
-    root and iproute2, as CI has: bench.netns)."""
+async def test_nothing_is_lost_under_every_fault_at_once(tmp_path: Path) -> None:
+    """All seven: on a primary, two replicas and three Sentinels that a worker in a network namespace
+    reaches across a veth pair (root and iproute2, as CI has: bench.netns), whose link is cut past its
+    lease again and again; the primary restarted, refusing writes twice and failed over."""
     report, table = await chaos(
         tmp_path,
-        {"kill", "pause", "oom", "readonly", "partition"},
+        {"kill", "pause", "oom", "readonly", "redis-restart", "failover", "partition"},
         max_kills=2,
         partition_every_s=3.5,
+        redis_restarts=1,
         seed=9,
     )
-    assert report.partitions >= 2, table
+    assert (report.partitions >= 2, report.failovers, report.redis_restarts) == (True, 1, 1), table
+    assert report.write_refusals == {"oom": 1, "readonly": 1}, table
     assert_nothing_went_wrong(report, table)
