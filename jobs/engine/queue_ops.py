@@ -9,6 +9,7 @@ header lists and what Python expects are compared in one place; anything else is
 from __future__ import annotations
 
 import contextvars
+import functools
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -270,10 +271,16 @@ def _text(raw: Any, script: str) -> str:
     return raw.decode()
 
 
+@functools.cache
+def _values_of(outcomes: Any) -> frozenset[str]:
+    """A ``Literal`` type's values (asked once per reply of every job of a batch: kept)."""
+    return frozenset(typing.get_args(outcomes))
+
+
 def _one_of(raw: Any, outcomes: Any, script: str) -> Any:
     """``raw`` decoded, when it is one of the ``Literal`` type ``outcomes``'s values."""
     text = _text(raw, script)
-    if text not in typing.get_args(outcomes):
+    if text not in _values_of(outcomes):
         raise UnexpectedReply(f"{script}: {text!r} is none of {typing.get_args(outcomes)}")
     return text
 
@@ -289,8 +296,10 @@ def decode_submit(raw: Any) -> SubmitReply:
     return SubmitReply(*_pair(raw, SubmitOutcome, "submit"))
 
 
-def decode_submit_many(raw: Any) -> list[SubmitReply]:
-    """One reply per job; a batch's jobs are never refused for quotas or as duplicates (``submit``)."""
+def decode_submit_many(raw: Any) -> list[SubmitReply] | QuotaRefusal:
+    """One reply per job, or the quotas' refusal of the whole batch (a pair of strings, not of pairs)."""
+    if isinstance(raw, list) and raw and isinstance(raw[0], bytes):
+        return QuotaRefusal(*_pair(raw, QuotaOutcome, "submit_many"))
     return [SubmitReply(*_pair(reply, EnqueueOutcome, "submit_many")) for reply in raw]
 
 
@@ -423,6 +432,14 @@ NO_REPLICA_ACKS = ReplicaAcks()
 SETTLE_STEP = 1000
 
 
+class QuotaRefused(Exception):
+    """A batch its tenant's quotas refused: nothing of it was written."""
+
+    def __init__(self, refusal: QuotaRefusal) -> None:
+        super().__init__(f"{refusal.outcome}: {refusal.detail}")
+        self.refusal = refusal
+
+
 class ReplicasBehind(Exception):
     """A submit that reached the primary, but not ``needed`` replicas in time: a failover now could lose
     it, so it is not acknowledged. Sending it again with the same idempotency key is safe."""
@@ -489,16 +506,37 @@ class JobQueues:
             replies = await pipe.execute()
         return [decode_check_parents(reply) for reply in replies]
 
-    async def submit_many(self, calls: Sequence[EnqueueCall]) -> list[SubmitReply]:
-        """Enqueue several jobs (their quotas reserved already) in one pipelined round trip; each job
-        is written atomically."""
+    async def submit_many(
+        self, calls: Sequence[EnqueueCall], *, quotas: Quotas | None = None
+    ) -> list[SubmitReply]:
+        """Enqueue several jobs of one tenant in one pipelined round trip; each job is written atomically.
+        With ``quotas``, the whole batch is first counted against the tenant's (QuotaRefused, and nothing
+        written, when they refuse it): in the same script when the batch fits one, else a round trip
+        before (reserve)."""
+        if not calls:
+            return []
+        tenant = calls[0].tenant
+        reserve_in_script = quotas is not None and len(calls) <= SUBMIT_MANY_CHUNK
+        refused = None
+        if quotas is not None and not reserve_in_script:
+            refused = await self.reserve(tenant, len(calls), quotas)
+        if refused is not None:
+            raise QuotaRefused(refused)
         async with self.redis.pipeline(transaction=False) as pipe:
             for start in range(0, len(calls), SUBMIT_MANY_CHUNK):
                 chunk = calls[start : start + SUBMIT_MANY_CHUNK]
                 packed = msgpack.packb([[call.index_keys, call.packed] for call in chunk], use_bin_type=False)
-                await self._submit_many(args=[packed], client=pipe)
+                args: list[str | int | bytes] = [packed]
+                if reserve_in_script and quotas is not None:
+                    args += [tenant, quotas.max_open_jobs, quotas.submits_per_s]
+                await self._submit_many(args=args, client=pipe)
             replies = await self._with_replica_acks(pipe)
-        return [reply for chunk in replies for reply in decode_submit_many(chunk)]
+        decoded: list[SubmitReply] = []
+        for chunk_replies in map(decode_submit_many, replies):
+            if isinstance(chunk_replies, QuotaRefusal):
+                raise QuotaRefused(chunk_replies)
+            decoded += chunk_replies
+        return decoded
 
     async def _with_replica_acks(self, pipe: Pipeline) -> list[Any]:
         """Send ``pipe``'s writes, then (as configured) wait on the same connection until enough replicas

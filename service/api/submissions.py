@@ -22,6 +22,8 @@ STORABLE_INTS = range(-(2**63), 2**64)
 #: how deep params may nest (objects and lists in one another): deeper is a 422, never a 500 from a
 #: serializer's or the interpreter's recursion limit
 MAX_PARAMS_DEPTH = 32
+#: params as the size limit measures them (one encoder: ``json.dumps`` with options builds one per call)
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 def _invalid(loc: tuple[str | int, ...], message: str, code: str = "value_error") -> RequestValidationError:
@@ -37,7 +39,7 @@ def prepare(
         raise UnknownJobType(f"No job type named {submit.type!r}; GET /v1/job-types lists them.")
     if _nests_deeper_than(submit.params, MAX_PARAMS_DEPTH):
         raise _invalid(("params",), f"params nest more than {MAX_PARAMS_DEPTH} levels deep", "too_deep")
-    size = len(json.dumps(submit.params, separators=(",", ":")))
+    size = len(COMPACT_JSON.encode(submit.params))
     if size > settings.max_params_bytes:
         raise _invalid(("params",), f"params take {size} bytes as JSON; at most {settings.max_params_bytes}")
     try:

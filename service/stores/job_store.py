@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from arq import ArqRedis
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +25,7 @@ from jobs.engine.queue_ops import (
     EnqueueCall,
     JobQueues,
     NewJob,
+    QuotaRefused,
     Quotas,
     ReplicaAcks,
     enqueue_call,
@@ -158,14 +160,13 @@ class JobStore:
                     _raise_unless_created(
                         verdict.outcome, verdict.detail, job, job_id, ("body", "jobs", index)
                     )
-        if quotas is not None:
-            refused = await self.queues.reserve(tenant, len(jobs), quotas)
-            if refused is not None:
-                _raise_over_quota(*refused)
         calls = [
             enqueue_call(job, job_id, queued_expiry_ms=self._queued_job_expiry_ms) for job, job_id in jobs
         ]
-        replies = await self.queues.submit_many(calls)
+        try:
+            replies = await self.queues.submit_many(calls, quotas=quotas)
+        except QuotaRefused as refused:
+            _raise_over_quota(*refused.refusal)
         for index, ((job, job_id), (outcome, detail)) in enumerate(zip(jobs, replies, strict=True)):
             _raise_unless_created(outcome, detail, job, job_id, ("body", "jobs", index))
         return [
@@ -353,7 +354,7 @@ def _raise_unless_created(
     raise RuntimeError(f"job id {job_id} already exists")  # a random 128-bit id collided: practically never
 
 
-def _raise_over_quota(outcome: str, detail: str) -> None:
+def _raise_over_quota(outcome: str, detail: str) -> NoReturn:
     if outcome == "over_rate":
         retry_after = max(1, math.ceil(int(detail) / 1000))
         raise QuotaExceeded(

@@ -1,17 +1,28 @@
--- Enqueue a batch's jobs one after the other, their quotas reserved already (reserve_quota.lua). A
--- batch's jobs in one argument: a thousand cost what one costs to send.
+-- Enqueue a batch's jobs one after the other. Their quotas are reserved already (reserve_quota.lua, for a
+-- batch sent as several calls), or reserved here first when ARGV[2] names the tenant (a batch that fits
+-- one call: one round trip, not two).
 --
 -- KEYS: none (each job brings its index keys)
 -- ARGV: [1] the jobs, packed (cmsgpack) with their three index keys: {{index keys, packed job}, ...}
+--       [2] optional: the tenant whose quotas to reserve for the whole batch, [3] the default most open
+--       jobs, [4] the default submits per second (as reserve_quota.lua takes them)
 -- Replies a list, one {outcome, detail} per job in order, as submit.lua gives them: {'created', parents
---   waited for}, {'exists', ''}, {'unknown_parent', parent id} or {'parent_<outcome>', parent id}
+--   waited for}, {'exists', ''}, {'unknown_parent', parent id} or {'parent_<outcome>', parent id}; or,
+--   when the quotas refuse the batch, that refusal alone and nothing written: {'over_open', ''} or
+--   {'over_rate', ms to wait}
 
 --- @include "unpack_job"
 --- @include "enqueue"
 --- @include "write_counts"
+--- @include "over_quota"
 
+local items = cmsgpack.unpack(ARGV[1])
+if ARGV[2] then
+  local refused = over_quota(ARGV[2], #items, ARGV[3], ARGV[4])
+  if refused then return refused end
+end
 local replies, tally = {}, {}
-for i, item in ipairs(cmsgpack.unpack(ARGV[1])) do
+for i, item in ipairs(items) do
   replies[i] = enqueue(unpack_job(item[2]), item[1], tally)
 end
 write_counts(tally)

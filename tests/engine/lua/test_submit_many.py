@@ -1,11 +1,13 @@
-"""submit_many.lua: a batch's jobs, enqueued one after the other with a reply each."""
+"""submit_many.lua: a batch's jobs, enqueued one after the other with a reply each, its quotas reserved
+first in the same script when it fits one."""
 
 from __future__ import annotations
 
+import pytest
 from arq import ArqRedis
 
 from jobs.engine import keys
-from jobs.engine.queue_ops import SUBMIT_MANY_CHUNK, JobQueues
+from jobs.engine.queue_ops import SUBMIT_MANY_CHUNK, JobQueues, QuotaRefused, Quotas
 from tests.engine.lua.steps import ended, job_call, submitted
 
 
@@ -66,3 +68,27 @@ async def test_submit_many_counts_what_it_created_once_per_counter(
     assert counters == {b"s|diag.noop|default": b"4", b"s|diag.fail|default": b"1"}
     assert await redis.hget(keys.ARQ_OWNED, keys.DEFAULT_QUEUE) == b"5"
     assert await redis.hget(keys.job_meta("f"), keys.ARQ_ENTRY_FIELD) == keys.DEFAULT_QUEUE.encode()
+
+
+async def test_submit_many_reserves_the_quotas_of_a_batch_that_fits_one_script_and_writes_it(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    calls = [job_call(f"j{n}", tenant="acme") for n in range(3)]
+    replies = await queues.submit_many(calls, quotas=Quotas(max_open_jobs=3, submits_per_s=3))
+    assert replies == [("created", "0")] * 3
+    assert await redis.get(keys.tenant_open_jobs("acme")) == b"3"
+    counters = [key async for key in redis.scan_iter(match=f"{keys.TENANT_PREFIX}acme:submits:*")]
+    assert [await redis.get(key) for key in counters] == [b"3"]
+
+
+@pytest.mark.parametrize("size", [3, SUBMIT_MANY_CHUNK + 1], ids=["one script", "several scripts"])
+async def test_submit_many_refused_by_the_quotas_writes_nothing_of_the_batch(
+    queues: JobQueues, redis: ArqRedis, size: int
+) -> None:
+    await submitted(queues, "open", tenant="acme")
+    calls = [job_call(f"j{n}", tenant="acme") for n in range(size)]
+    with pytest.raises(QuotaRefused) as refused:
+        await queues.submit_many(calls, quotas=Quotas(max_open_jobs=size, submits_per_s=10_000))
+    assert refused.value.refusal == ("over_open", "")
+    assert not await redis.exists(keys.arq_job("j0"), keys.arq_job(f"j{size - 1}"))
+    assert await redis.get(keys.tenant_open_jobs("acme")) == b"1"
