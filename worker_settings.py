@@ -13,8 +13,6 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from jobs import registry
 from jobs.context import JobsConfig, SmtpConfig, WebhookConfig
 from jobs.cpu import CpuPool
@@ -25,8 +23,10 @@ from jobs.engine.connection import bound_waits, redis_settings_for, sentinel_poo
 from jobs.engine.log_context import job_started, naming_jobs
 from jobs.engine.runner import TIMEOUT_BACKSTOP_S, arq_function
 from jobs.engine.tracing import configure_tracing, flush_tracing
+from jobs.engine.webhook_secrets import SecretBox, TenantWebhookSecrets
 from jobs.engine.worker import EngineConfig, adopt
 from jobs.limits import effective_limits
+from jobs.outbound import OutboundGuard, guarded_client
 from service.config import Settings, get_settings
 from service.logs import configure_logging
 
@@ -43,7 +43,7 @@ def jobs_config(settings: Settings) -> JobsConfig:
             sender=settings.smtp_from,
             timeout_s=settings.smtp_timeout_s,
         ),
-        webhook=WebhookConfig(signing_key=settings.webhook_signing_key, timeout_s=settings.webhook_timeout_s),
+        webhook=WebhookConfig(timeout_s=settings.webhook_timeout_s),
         storage_dir=settings.effective_storage_dir,
         allow_private_addresses=settings.outbound_private_allowed,
         result_retention_s=settings.result_retention_s,
@@ -87,11 +87,11 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["config"] = config
     worker = adopt(ctx, engine_config(settings))
     await bound_waits(worker.pool)
-    # trust_env=False: a proxy from the environment would bypass the outbound address checks
-    ctx["http"] = httpx.AsyncClient(
-        follow_redirects=False, trust_env=False, timeout=settings.webhook_timeout_s
-    )
+    # every outbound connection of every job goes to an address the guard checked (jobs/outbound.py)
+    guard = OutboundGuard(allow_private=config.allow_private_addresses, never=config.redis_endpoints)
+    ctx["http"] = guarded_client(guard, timeout_s=settings.webhook_timeout_s)
     ctx["process_pool"] = CpuPool(max_workers=settings.image_workers)
+    ctx["webhook_secrets"] = TenantWebhookSecrets(ctx["redis"], SecretBox(settings.webhook_secrets_key))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

@@ -36,13 +36,9 @@ class SmtpConfig:
         return f"SmtpConfig(host={self.host!r}, port={self.port}, user={self.user!r}, tls={self.tls!r})"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True)
 class WebhookConfig:
-    signing_key: bytes
     timeout_s: float
-
-    def __repr__(self) -> str:
-        return f"WebhookConfig(timeout_s={self.timeout_s})"
 
 
 @dataclass(frozen=True)
@@ -56,6 +52,13 @@ class JobsConfig:
     default_timeout_s: float
     #: (host, port) of the service's own Redis: outbound calls never reach it
     redis_endpoints: tuple[tuple[str, int], ...] = ()
+
+
+class WebhookSigning(Protocol):
+    """The secrets a tenant's webhook deliveries are signed with now (``whsec_…``; two during a
+    rotation's grace period)."""
+
+    async def signing(self, tenant: str) -> list[str]: ...
 
 
 class Progress(Protocol):
@@ -98,12 +101,14 @@ class WorkerState(TypedDict):
     """What the worker puts into ARQ's ``ctx`` once, at start."""
 
     redis: Redis
-    #: settings job functions need (SMTP, webhook signing, storage)
+    #: settings job functions need (SMTP, webhooks, storage)
     config: JobsConfig
     #: one HTTP client per worker process, shared by all jobs (connection pooling)
     http: httpx.AsyncClient
     #: processes for CPU-bound work, so the event loop never blocks
     process_pool: CpuPool
+    #: each tenant's webhook signing secrets
+    webhook_secrets: WebhookSigning
 
 
 class Ctx(WorkerState):

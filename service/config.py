@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from jobs.engine import keys
 from jobs.engine.connection import RedisTarget, parse_sentinels, redact_url
 from jobs.engine.queue_ops import Quotas, ReplicaAcks
+from jobs.engine.webhook_secrets import MAX_GRACE_S
 from jobs.queues import parse_served_queues
 
 SmtpTls = Literal["none", "starttls", "tls"]
@@ -86,9 +87,19 @@ class Settings(BaseSettings):
     smtp_timeout_s: float = Field(30.0, gt=0, description="Timeout of one SMTP conversation.")
 
     webhook_secret: SecretStr | None = Field(
-        None, description="HMAC-SHA256 key of X-Signature-256; required (32+ characters) in production."
+        None,
+        description="The service's secret: each tenant's webhook signing secret is kept encrypted with a key "
+        "derived from it; required (32+ characters) in production. Changing it makes the kept secrets "
+        "unreadable: rotate every tenant's after.",
     )
     webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook delivery.")
+    webhook_secret_grace_s: int = Field(
+        86_400,
+        ge=0,
+        le=MAX_GRACE_S,
+        description="After a tenant's webhook secret is rotated, how long the previous one signs beside it "
+        "(unless the rotation says otherwise).",
+    )
     webhook_allow_private: bool | None = Field(
         None,
         description="Let outbound calls reach loopback, private and link-local addresses. "
@@ -298,7 +309,8 @@ class Settings(BaseSettings):
         return self.webhook_allow_private
 
     @property
-    def webhook_signing_key(self) -> bytes:
+    def webhook_secrets_key(self) -> bytes:
+        """What the key that seals tenants' webhook secrets is derived from."""
         if self.webhook_secret is not None:
             return self.webhook_secret.get_secret_value().encode()
         return DEV_WEBHOOK_SECRET.encode()

@@ -30,6 +30,7 @@ from jobs.engine.runner import arq_function
 from service.api.app import create_app
 from service.config import Settings
 from service.devtools.embedded import EmbeddedRedis
+from tests.webhook_receiver import HookServer
 
 
 @pytest.fixture(scope="session")
@@ -170,3 +171,16 @@ async def api_url(settings: Settings, redis: ArqRedis, monkeypatch: pytest.Monke
         server.should_exit = True
         await task
         sock.close()
+
+
+@pytest.fixture
+async def hook_server() -> AsyncIterator[HookServer]:
+    hooks = HookServer()
+    server = await asyncio.start_server(hooks.handle, "127.0.0.1", 0)
+    hooks.port = server.sockets[0].getsockname()[1]
+    try:
+        yield hooks
+    finally:
+        hooks.released.set()
+        server.close()
+        await server.wait_closed()

@@ -26,10 +26,10 @@ from jobs.engine.queue_ops import JobQueues, enqueue_call, new_job
 from jobs.engine.runner import arq_function
 from service.config import Settings
 from service.logs import configure_logging
-from tests.catalogue.test_webhooks import HookServer, hook_server  # noqa: F401 - the fixture
 from tests.cli.test_processes import api_and_worker, submit, wait_for, wait_until_ready  # noqa: F401
 from tests.conftest import ADMIN_KEY, auth, make_worker
 from tests.engine.test_tracing import spans  # noqa: F401 - the fixture
+from tests.webhook_receiver import HookServer
 
 #: what a job's params and result hold: it must never reach a log line
 MARKER = "marker-" + secrets.token_hex(8)
@@ -83,7 +83,7 @@ async def test_json_lines_name_the_job_and_its_trace_and_leak_nothing(
     settings: Settings,
     redis: ArqRedis,
     api_url: str,
-    hook_server: HookServer,  # noqa: F811
+    hook_server: HookServer,
     json_logs: None,
     spans: InMemorySpanExporter,  # noqa: F811
     capsys: pytest.CaptureFixture[str],

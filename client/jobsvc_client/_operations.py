@@ -126,6 +126,7 @@ class Operations:
     revoke_key = operation(service_api.revoke_key)
     tenants = operation(service_api.tenants)
     set_quotas = operation(service_api.set_quotas)
+    rotate_webhook_secret = operation(service_api.rotate_webhook_secret)
     delete_tenant_jobs = operation(service_api.delete_tenant_jobs)
 
 
@@ -159,5 +160,6 @@ OPERATIONS: dict[str, str] = {
     "revoke_key_v1_admin_keys__key_id__delete": "revoke_key",
     "list_tenants_v1_admin_tenants_get": "tenants",
     "set_quotas_v1_admin_tenants__tenant__quotas_put": "set_quotas",
+    "rotate_webhook_secret_v1_admin_tenants__tenant__webhook_secrets_post": "rotate_webhook_secret",
     "delete_tenant_jobs_v1_admin_tenants__tenant__jobs_delete": "delete_tenant_jobs",
 }

@@ -27,6 +27,8 @@ from jobsvc_client.models import (
     TenantDeletion,
     TenantList,
     TenantQuotas,
+    WebhookSecret,
+    WebhookSecretRotation,
     WorkerList,
 )
 
@@ -146,6 +148,13 @@ def set_quotas(
     """Set a tenant's quotas; one left out (None) goes back to the service's default."""
     update = QuotasUpdate(max_open_jobs=max_open_jobs, submits_per_s=submits_per_s)
     return send("PUT", f"/v1/admin/tenants/{segment(tenant)}/quotas", TenantQuotas, update)
+
+
+def rotate_webhook_secret(tenant: str, *, grace_s: int | None = None) -> Call[WebhookSecret]:
+    """A new webhook signing secret for the tenant, in this answer only; the one it replaces signs beside
+    it for ``grace_s`` seconds (None: the service's default)."""
+    rotation = WebhookSecretRotation(grace_s=grace_s)
+    return send("POST", f"/v1/admin/tenants/{segment(tenant)}/webhook-secrets", WebhookSecret, rotation)
 
 
 def delete_tenant_jobs(tenant: str) -> Call[TenantDeletion]:

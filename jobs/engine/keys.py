@@ -270,6 +270,12 @@ def tenant_quotas(tenant: str) -> str:
     return f"{TENANT_PREFIX}{_tenant(tenant)}:quotas"
 
 
+def tenant_webhook_secrets(tenant: str) -> str:
+    """Hash of a tenant's webhook signing secrets, sealed (jobs.engine.webhook_secrets): ``current``, and
+    after a rotation ``previous`` with ``previous_until_ms``, the end of its grace period."""
+    return f"{TENANT_PREFIX}{_tenant(tenant)}:webhook-secrets"
+
+
 #: sorted set of the tenants that have had jobs: tenant -> first seen (ms)
 TENANTS = f"{PREFIX}tenants"
 

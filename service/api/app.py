@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from jobs.engine.connection import close_pool, open_pool
 from jobs.engine.tracing import configure_tracing, flush_tracing
+from jobs.engine.webhook_secrets import SecretBox, TenantWebhookSecrets
 from jobs.registry import job_types as registered_job_types
 from service.api.auth import KeyStore
 from service.api.body_size import BodySizeLimit
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.dead_letters = DeadLetterStore(pool, app.state.store)
         app.state.keys = KeyStore(pool, admin_key=settings.admin_api_key)
         app.state.tenants = TenantStore(pool, defaults=settings.default_quotas)
+        app.state.webhook_secrets = TenantWebhookSecrets(pool, SecretBox(settings.webhook_secrets_key))
         try:
             yield
         finally:

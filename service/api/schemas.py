@@ -18,6 +18,7 @@ from pydantic.config import JsonDict
 
 from jobs.definition import MAX_ATTEMPTS_LIMIT
 from jobs.engine.keys import TENANT_NAME
+from jobs.engine.webhook_secrets import MAX_GRACE_S
 from jobs.status import JobStatus
 
 
@@ -399,6 +400,12 @@ class ApiKeyView(BaseModel):
 
 class NewApiKey(ApiKeyView):
     key: str = Field(description="The key itself, shown this once: only its hash is kept.")
+    webhook_secret: str | None = Field(
+        None,
+        description="The tenant's webhook signing secret (whsec_…), in the answer that gave the tenant its "
+        "first key only: its webhook.deliver jobs are signed with it, the Standard Webhooks way. Rotate it "
+        "(POST /v1/admin/tenants/{tenant}/webhook-secrets) to see a new one.",
+    )
 
 
 class ApiKeyList(BaseModel):
@@ -429,6 +436,26 @@ class TenantQuotas(BaseModel):
 
 class TenantList(BaseModel):
     tenants: list[TenantQuotas]
+
+
+class WebhookSecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_s: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_GRACE_S,
+        description="How long the secret it replaces goes on signing beside it, so that receivers can move "
+        "over without refusing a delivery (default JOBSVC_WEBHOOK_SECRET_GRACE_S; 0: stops at once).",
+    )
+
+
+class WebhookSecret(BaseModel):
+    tenant: str
+    secret: str = Field(description="The new signing secret (whsec_…), shown this once: kept encrypted.")
+    previous_valid_until: datetime | None = Field(
+        description="Until when the secret it replaced still signs beside it (null: there was none)."
+    )
 
 
 class TenantDeletion(BaseModel):

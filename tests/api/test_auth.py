@@ -111,6 +111,10 @@ ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
         "admin",
         lambda i: Sample("PUT", f"/v1/admin/tenants/{TENANT}/quotas", {"max_open_jobs": 1000}),
     ),
+    ("POST", "/v1/admin/tenants/{tenant}/webhook-secrets"): (
+        "admin",
+        lambda i: Sample("POST", f"/v1/admin/tenants/{TENANT}/webhook-secrets", {"grace_s": 60}),
+    ),
     ("DELETE", "/v1/admin/tenants/{tenant}/jobs"): (
         "admin",
         lambda i: Sample("DELETE", "/v1/admin/tenants/bystander/jobs"),
@@ -298,8 +302,11 @@ async def test_a_new_key_is_shown_once_and_only_its_hash_is_kept(
     assert listing.status_code == 200
     [shown] = [k for k in listing.json()["keys"] if k["id"] == created["id"]]
     assert "key" not in shown
-    assert {k: v for k, v in created.items() if k != "key"} == shown
+    assert {k: v for k, v in created.items() if k not in ("key", "webhook_secret")} == shown
+    webhook_secret = created["webhook_secret"]  # acme's first key: its webhook secret, this once
+    assert webhook_secret.startswith("whsec_")
     for hidden in (
+        webhook_secret,
         secret,
         hashlib.sha256(secret.encode()).hexdigest(),
         hashlib.sha256(key.encode()).hexdigest(),

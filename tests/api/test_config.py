@@ -21,7 +21,7 @@ def test_development_needs_no_setting() -> None:
     settings = Settings()
     assert settings.is_development
     assert settings.outbound_private_allowed
-    assert settings.webhook_signing_key == DEV_WEBHOOK_SECRET.encode()
+    assert settings.webhook_secrets_key == DEV_WEBHOOK_SECRET.encode()
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ SAFE_KEY = re.compile(
     r"|jobsvc:idempotency:[0-9a-f]{64}"
     r"|jobsvc:index:t:[a-z0-9_-]+(:type:[a-z0-9_.]+|:queue:[a-z0-9_-]+)?"
     r"|jobsvc:(ready|deferred|running|wake|intake):[a-z][a-z0-9_-]*"
-    r"|jobsvc:tenant:[a-z0-9_-]+:(open|quotas|submits:\d+)"
+    r"|jobsvc:tenant:[a-z0-9_-]+:(open|quotas|webhook-secrets|submits:\d+)"
     r"|jobsvc:limit:[a-z0-9_.]+(:[0-9a-f]{16})?:(starts|running|parked)"
     r"|jobsvc:stats:[a-z][a-z0-9_-]*:\d+"
     r"|jobsvc:(seq|lease_seq|tenants|apikeys|settling|timers|workers|diag:log|arq_owned|parked_limits|sweep)"

@@ -21,9 +21,9 @@ from pydantic import SecretStr
 from service.api.app import create_app
 from service.config import Settings
 from tests.catalogue.test_email import PASSWORD, USER, smtp_server  # noqa: F401 - the fixture
-from tests.catalogue.test_webhooks import HookServer, hook_server  # noqa: F401 - the fixture
 from tests.conftest import ADMIN_KEY, auth, make_worker
 from tests.helpers import serve
+from tests.webhook_receiver import HookServer
 
 WEBHOOK_SECRET = "whsec-" + secrets.token_urlsafe(32)
 REDIS_USER = "jobsvc-secrets-test"
@@ -75,7 +75,7 @@ async def test_no_secret_reaches_logs_answers_or_records(
     redis: ArqRedis,
     redis_user: None,
     smtp_server: Any,  # noqa: F811
-    hook_server: HookServer,  # noqa: F811
+    hook_server: HookServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -97,6 +97,7 @@ async def test_no_secret_reaches_logs_answers_or_records(
         created = await admin.post("/v1/admin/keys", json={"tenant": "acme", "scopes": ["submit", "read"]})
         assert created.status_code == 201
         tenant_key = created.json()["key"]
+        tenant_webhook_secret = created.json()["webhook_secret"]
         http = httpx.AsyncClient(
             transport=admin._transport, base_url=str(admin.base_url), headers=auth(tenant_key)
         )
@@ -139,13 +140,15 @@ async def test_no_secret_reaches_logs_answers_or_records(
 
     assert len(smtp_server.received) == 1
     assert smtp_server.logins  # the password was used
-    assert hook_server.requests[0].headers["x-signature-256"].startswith("sha256=")
+    assert hook_server.requests[0].headers["webhook-signature"].startswith("v1,")
     everything = "\n".join([caplog.text, *answers, await dump(redis)])
     assert len(caplog.records) > 20  # the run did log
     tenant_secret = tenant_key.split("_", 2)[2]  # the secret itself may hold "_"
     for name, secret in [
         ("SMTP password", PASSWORD),
         ("webhook secret", WEBHOOK_SECRET),
+        ("tenant's webhook signing secret", tenant_webhook_secret),
+        ("tenant's webhook signing secret's key", tenant_webhook_secret.removeprefix("whsec_")),
         ("admin key", ADMIN_KEY),
         ("tenant key", tenant_key),
         ("tenant key's secret", tenant_secret),

@@ -477,7 +477,10 @@ async def test_deleting_a_tenants_jobs_removes_every_trace_and_leaves_the_others
             assert await redis.pttl(keys.deleted(job_id)) > 0
         else:
             assert left == [], f"job {job_id} left {left}"
-    assert [k for k in contents if b"acme" in k and b":submits:" not in k] == []
+    # the tenant itself stays: its keys and its webhook secret are not jobs
+    assert [k for k in contents if b"acme" in k and b":submits:" not in k] == [
+        keys.tenant_webhook_secrets("acme").encode()
+    ]
 
     for job_id in acme:
         assert_problem(await tenants.acme.get(f"/v1/jobs/{job_id}"), 404)

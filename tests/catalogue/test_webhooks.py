@@ -2,89 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
+import ipaddress
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 import httpx
 import pytest
 from arq import ArqRedis
 
-from jobs.catalogue.outbound import check_destination
 from jobs.engine import keys
 from jobs.engine.connection import RedisTarget
 from jobs.errors import PermanentJobError
+from jobs.outbound import IPAddress, OutboundGuard
 from service.config import Settings
 from tests.helpers import free_port, make_due
 from tests.helpers import read_job as read
 from tests.helpers import submit as submit_job
-
-#: a status the test server answers with by never answering
-HANG = 0
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class HookServer:
-    """A minimal HTTP/1.1 server that records each request and answers the queued statuses, then 200."""
-
-    statuses: list[int] = field(default_factory=list)
-    requests: list[Received] = field(default_factory=list)
-    reply: bytes = b'{"ok":true}'
-    port: int = 0
-    released: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/orders"
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            method, path, _ = (await reader.readline()).decode().split(" ", 2)
-            headers: dict[str, str] = {}
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode().partition(":")
-                headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.requests.append(Received(method, path, headers, body))
-            status = self.statuses.pop(0) if self.statuses else 200
-            if status == HANG:
-                await self.released.wait()
-                return
-            head = (
-                f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(self.reply)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + self.reply)
-            await writer.drain()
-        finally:
-            writer.close()
-            await writer.wait_closed()
-
-
-@pytest.fixture
-async def hook_server() -> AsyncIterator[HookServer]:
-    hooks = HookServer()
-    server = await asyncio.start_server(hooks.handle, "127.0.0.1", 0)
-    hooks.port = server.sockets[0].getsockname()[1]
-    try:
-        yield hooks
-    finally:
-        hooks.released.set()
-        server.close()
-        await server.wait_closed()
+from tests.webhook_receiver import HANG, HookServer
 
 
 @pytest.fixture
@@ -126,8 +60,9 @@ async def test_delivery_posts_the_exact_signed_body_and_succeeds(
     assert (request.method, request.path) == ("POST", "/hooks/orders")
     assert request.body == json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     assert json.loads(request.body) == payload
-    expected = hmac.new(settings.webhook_signing_key, request.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(request.headers["x-signature-256"], f"sha256={expected}")
+    # signed the Standard Webhooks way (tests/catalogue/test_webhook_signing.py verifies the signature)
+    assert request.headers["webhook-id"] == job_id
+    assert request.headers["webhook-signature"].startswith("v1,")
     assert request.headers["idempotency-key"] == job_id
     assert request.headers["content-type"] == "application/json"
     assert request.headers["user-agent"] == "jobsvc-webhook/1"
@@ -175,7 +110,7 @@ async def test_server_error_is_retried_and_succeeds_on_the_second_attempt(
     assert job["result"]["status_code"] == 200
     first, second = hook_server.requests
     assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == job_id
-    assert first.headers["x-signature-256"] == second.headers["x-signature-256"]
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == job_id
     assert (first.headers["x-jobsvc-attempt"], second.headers["x-jobsvc-attempt"]) == ("1", "2")
 
 
@@ -241,16 +176,27 @@ async def test_loopback_url_is_refused_when_private_addresses_are_not_allowed(
         "file:///etc/passwd",
     ],
 )
-async def test_check_destination_refuses_non_public_addresses(url: str) -> None:
+async def test_the_guard_refuses_non_public_addresses(url: str) -> None:
     with pytest.raises(PermanentJobError):
-        await check_destination(url, allow_private=False)
+        await OutboundGuard(allow_private=False).check_url(url)
 
 
-async def test_check_destination_allows_loopback_only_when_asked() -> None:
-    await check_destination("http://127.0.0.1:8080/hook", allow_private=True)
-    await check_destination("https://localhost/hook", allow_private=True)
+async def test_a_refusal_names_the_host_never_the_addresses_it_resolves_to() -> None:
+    async def intranet(host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address("93.184.215.14"), ipaddress.ip_address("10.20.30.40")]
+
+    with pytest.raises(PermanentJobError) as refused:
+        await OutboundGuard(allow_private=False, resolver=intranet).check_url("https://wiki.corp.example/")
+    assert "wiki.corp.example" in str(refused.value)
+    assert "10.20.30.40" not in str(refused.value)
+    assert "93.184.215.14" not in str(refused.value)
+
+
+async def test_the_guard_allows_loopback_only_when_asked() -> None:
+    await OutboundGuard(allow_private=True).check_url("http://127.0.0.1:8080/hook")
+    await OutboundGuard(allow_private=True).check_url("https://localhost/hook")
     with pytest.raises(PermanentJobError):
-        await check_destination("ftp://127.0.0.1/", allow_private=True)
+        await OutboundGuard(allow_private=True).check_url("ftp://127.0.0.1/")
 
 
 @pytest.mark.parametrize(
@@ -262,6 +208,8 @@ async def test_check_destination_allows_loopback_only_when_asked() -> None:
         {"url": "https://example.com/hook", "payload": [1, 2]},
         {"url": "https://example.com/hook", "payload": {}, "headers": {"Content-Type": "text/plain"}},
         {"url": "https://example.com/hook", "payload": {}, "headers": {"x-signature-256": "sha256=00"}},
+        {"url": "https://example.com/hook", "payload": {}, "headers": {"Webhook-Signature": "v1,AAAA"}},
+        {"url": "https://example.com/hook", "payload": {}, "headers": {"webhook-id": "msg_1"}},
         {"url": "https://example.com/hook", "payload": {}, "headers": {"Idempotency-Key": "k"}},
         {"url": "https://example.com/hook", "payload": {}, "headers": {"Host": "internal"}},
         {"url": "https://example.com/hook", "payload": {}, "headers": {"Bad Header": "v"}},
@@ -275,7 +223,9 @@ async def test_check_destination_allows_loopback_only_when_asked() -> None:
         "url-too-long",
         "payload-not-object",
         "content-type",
-        "signature",
+        "old-signature",
+        "webhook-signature",
+        "webhook-id",
         "idempotency-key",
         "host",
         "bad-header-name",
@@ -313,8 +263,8 @@ async def test_the_redis_guard_knows_every_name_of_the_endpoint_and_only_its_por
     never = (("127.0.0.1", 6390),)
     for url in ("http://localhost:6390/", "http://127.0.0.1:6390/x", "http://[::1]:6390/"):
         with pytest.raises(PermanentJobError, match="own Redis"):
-            await check_destination(url, allow_private=True, never=never)
-    await check_destination("http://127.0.0.1:6391/", allow_private=True, never=never)
+            await OutboundGuard(allow_private=True, never=never).check_url(url)
+    await OutboundGuard(allow_private=True, never=never).check_url("http://127.0.0.1:6391/")
     assert RedisTarget("redis://user:pw@cache.internal:6380/0").endpoints == (("cache.internal", 6380),)
     assert RedisTarget("rediss://cache.internal/0").endpoints == (("cache.internal", 6379),)
     assert RedisTarget("unix:///run/redis.sock").endpoints == ()

@@ -161,6 +161,11 @@ async def test_admin_manages_keys_and_tenants(jobs: Any) -> None:
         ["submit", "read"],
         "billing",
     )
+    assert new.webhook_secret is not None  # acme's first key brings its webhook secret
+    assert new.webhook_secret.startswith("whsec_")
+    rotated = await jobs.rotate_webhook_secret("acme", grace_s=60)
+    assert (rotated.tenant, rotated.secret != new.webhook_secret) == ("acme", True)
+    assert rotated.previous_valid_until is not None
     await jobs.revoke_key(new.id)
     assert new.id not in {key.id for key in (await jobs.list_keys()).keys}
     with pytest.raises(NotFound):

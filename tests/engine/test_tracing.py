@@ -26,8 +26,8 @@ from pydantic import SecretStr
 from jobs.engine import keys, tracing
 from service.config import Settings
 from tests.catalogue.test_email import PASSWORD, USER, SmtpServer, smtp_server  # noqa: F401 - the fixture
-from tests.catalogue.test_webhooks import HookServer, hook_server  # noqa: F401 - the fixture
 from tests.helpers import make_due, read_job, submit
+from tests.webhook_receiver import HookServer
 
 EXPORTER = InMemorySpanExporter()
 
@@ -131,7 +131,7 @@ async def test_one_trace_runs_from_the_request_through_the_job_into_the_webhook(
     http: httpx.AsyncClient,
     run_jobs: Any,
     redis: ArqRedis,
-    hook_server: HookServer,  # noqa: F811
+    hook_server: HookServer,
     spans: InMemorySpanExporter,
 ) -> None:
     job = await submit(http, "webhook.deliver", {"url": hook_server.url, "payload": {"order": 7}})
@@ -191,7 +191,7 @@ async def test_each_attempt_is_a_consumer_span_and_a_failed_one_records_its_erro
     http: httpx.AsyncClient,
     run_jobs: Any,
     redis: ArqRedis,
-    hook_server: HookServer,  # noqa: F811
+    hook_server: HookServer,
     spans: InMemorySpanExporter,
 ) -> None:
     hook_server.statuses.append(503)
@@ -276,7 +276,7 @@ async def test_with_tracing_off_no_trace_context_is_written_or_read(
     http: httpx.AsyncClient,
     run_jobs: Any,
     redis: ArqRedis,
-    hook_server: HookServer,  # noqa: F811
+    hook_server: HookServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert not tracing.ON

@@ -13,6 +13,8 @@ from jobsvc_client.models.admin import (
     TenantDeletion,
     TenantList,
     TenantQuotas,
+    WebhookSecret,
+    WebhookSecretRotation,
 )
 from jobsvc_client.models.dead_letters import (
     AttemptView,
@@ -115,6 +117,8 @@ __all__ = [
     "TenantList",
     "TenantQuotas",
     "UnfinishedStatus",
+    "WebhookSecret",
+    "WebhookSecretRotation",
     "WorkerList",
     "WorkerView",
     "rfc3339",

@@ -31,6 +31,11 @@ class ApiKeyView(BaseModel):
 
 class NewApiKey(ApiKeyView):
     key: str = Field(description="The key itself, in this answer only: the service keeps its hash.")
+    webhook_secret: str | None = Field(
+        None,
+        description="The tenant's webhook signing secret (whsec_…), in the answer that gave the tenant its "
+        "first key only.",
+    )
 
 
 class ApiKeyList(BaseModel):
@@ -60,3 +65,15 @@ class TenantList(BaseModel):
 class TenantDeletion(BaseModel):
     tenant: str
     deleted_jobs: int
+
+
+class WebhookSecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_s: int | None = Field(None, description="How long the replaced secret signs beside the new one.")
+
+
+class WebhookSecret(BaseModel):
+    tenant: str
+    secret: str = Field(description="The new signing secret (whsec_…), in this answer only.")
+    previous_valid_until: Timestamp | None

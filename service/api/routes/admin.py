@@ -1,12 +1,15 @@
-"""/v1/admin: API keys and tenants (quotas, and deleting a tenant's data). Admin scope only."""
+"""/v1/admin: API keys and tenants (quotas, webhook secrets, and deleting a tenant's data). Admin scope
+only."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
 from jobs.engine.keys import TENANT_NAME
+from jobs.engine.webhook_secrets import TenantWebhookSecrets
 from service.api.auth import AdminKey, KeyRecord, KeyStore
 from service.api.errors import BODY_PROBLEMS, INVALID_PARAMETER, KeyNotFound, problems
 from service.api.schemas import (
@@ -17,6 +20,8 @@ from service.api.schemas import (
     TenantDeletion,
     TenantList,
     TenantQuotas,
+    WebhookSecret,
+    WebhookSecretRotation,
 )
 from service.stores.tenant_store import TenantStore
 
@@ -34,6 +39,11 @@ def _keys(request: Request) -> KeyStore:
 def _tenants(request: Request) -> TenantStore:
     store: TenantStore = request.app.state.tenants
     return store
+
+
+def _webhook_secrets(request: Request) -> TenantWebhookSecrets:
+    secrets: TenantWebhookSecrets = request.app.state.webhook_secrets
+    return secrets
 
 
 def _key_view(record: KeyRecord) -> ApiKeyView:
@@ -54,9 +64,11 @@ def _key_view(record: KeyRecord) -> ApiKeyView:
     summary="Create a key",
 )
 async def create_key(body: ApiKeyCreate, caller: AdminKey, request: Request) -> NewApiKey:
-    """The key is in this answer only: only its hash is kept."""
+    """The key is in this answer only: only its hash is kept. The tenant's first key also brings the
+    tenant's webhook signing secret, once."""
     issued = await _keys(request).create(body.tenant, body.scopes, name=body.name)
-    return NewApiKey(**_key_view(issued.record).model_dump(), key=issued.key)
+    webhook_secret = await _webhook_secrets(request).create(body.tenant)
+    return NewApiKey(**_key_view(issued.record).model_dump(), key=issued.key, webhook_secret=webhook_secret)
 
 
 @router.get("/keys", response_model=ApiKeyList, summary="List keys (never their secrets)")
@@ -94,6 +106,29 @@ async def set_quotas(
     store = _tenants(request)
     await store.set_quotas(tenant, max_open_jobs=body.max_open_jobs, submits_per_s=body.submits_per_s)
     return TenantQuotas.from_view(await store.get(tenant))
+
+
+@router.post(
+    "/tenants/{tenant}/webhook-secrets",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookSecret,
+    responses=problems({**BODY_PROBLEMS, **INVALID_PARAMETER}),
+    summary="Rotate a tenant's webhook signing secret",
+)
+async def rotate_webhook_secret(
+    tenant: Tenant, body: WebhookSecretRotation, caller: AdminKey, request: Request
+) -> WebhookSecret:
+    """A new secret, shown in this answer only; the one it replaces signs beside it (two signatures in
+    ``webhook-signature``) until its grace period ends."""
+    settings = request.app.state.settings
+    grace_s = settings.webhook_secret_grace_s if body.grace_s is None else body.grace_s
+    rotation = await _webhook_secrets(request).rotate(tenant, grace_s=grace_s)
+    until = rotation.previous_valid_until_ms
+    return WebhookSecret(
+        tenant=tenant,
+        secret=rotation.secret,
+        previous_valid_until=datetime.fromtimestamp(until / 1000, UTC) if until is not None else None,
+    )
 
 
 @router.delete(
