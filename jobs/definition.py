@@ -67,6 +67,8 @@ class JobType(Generic[P, R]):
     limit: Limit | None = None
     #: the queues a submit may send it to besides its own (None: any queue)
     queues: tuple[str, ...] | None = None
+    #: run by the service itself (its schedules), never submitted: the API neither lists nor accepts it
+    internal: bool = False
 
     retry_on: tuple[type[BaseException], ...] = DEFAULT_RETRY_ON
 
@@ -95,6 +97,7 @@ def job_type(
     retry_on: tuple[type[BaseException], ...] = DEFAULT_RETRY_ON,
     limit: Limit | None = None,
     queues: tuple[str, ...] | None = None,
+    internal: bool = False,
 ) -> Callable[[JobFunction[P, R]], JobType[P, R]]:
     """Declare a job type; params and result models are read from the function's annotations."""
 
@@ -117,6 +120,7 @@ def job_type(
             retry_on=retry_on,
             limit=limit,
             queues=queues,
+            internal=internal,
         )
 
     return decorate

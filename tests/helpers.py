@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -105,3 +106,15 @@ async def until_registered(redis: ArqRedis, worker: Worker, timeout_s: float = 1
         ):
             await asyncio.sleep(0.005)
     return worker
+
+
+async def enqueue_cleanup(redis: ArqRedis) -> str:
+    """``maintenance.cleanup``, enqueued as its schedule does it (the API refuses internal types); its id."""
+    from jobs.engine.housekeeping import CleanupParams, cleanup
+    from jobs.engine.queue_ops import JobQueues, enqueue_call, new_job
+
+    job_id = uuid.uuid4().hex
+    job = new_job(cleanup, CleanupParams(), default_timeout_s=300, default_retention_s=3600)
+    reply = await JobQueues(redis).submit(enqueue_call(job, job_id, queued_expiry_ms=3_600_000))
+    assert reply.outcome == "created", reply
+    return job_id

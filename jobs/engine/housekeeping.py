@@ -58,6 +58,7 @@ async def prune_index(redis: Redis, index_key: str, *, max_entries: int = 100_00
     "maintenance.cleanup",
     description="Prunes listing indexes and abort requests that outlived their jobs; refuses the jobs ARQ's "
     "own producers put in ARQ queues jobsvc does not have.",
+    internal=True,  # it reads the whole keyspace, every tenant's: the schedule runs it, nobody submits it
 )
 async def cleanup(ctx: Ctx, params: CleanupParams) -> CleanupResult:
     redis = ctx["redis"]

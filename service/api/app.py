@@ -31,7 +31,12 @@ from service.stores.tenant_store import TenantStore
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    catalogue = registered_job_types(diagnostics=settings.diagnostics)
+    # what may be submitted and is listed: internal types (maintenance.*) run on schedules only
+    catalogue = {
+        name: job_type
+        for name, job_type in registered_job_types(diagnostics=settings.diagnostics).items()
+        if not job_type.internal
+    }
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

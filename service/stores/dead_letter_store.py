@@ -18,7 +18,7 @@ import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,16 @@ class DeadLetterRecord:
     #: ``{"attempt", "started_at"?, "finished_at"?, "error": {"type", "message"}}`` each, times in ms
     attempts: list[dict[str, Any]]
     traceback: str
+
+
+#: who may read a dead letter's traceback (it shows the worker's files, code and locals' names)
+TRACEBACK_SCOPE = "admin"
+
+
+def as_seen_by(record: DeadLetterRecord, scopes: Collection[str]) -> DeadLetterRecord:
+    """The dead letter as a caller with ``scopes`` may read it: every failure's type and message, and the
+    final traceback only for admins (empty for the others; the worker's log has it too)."""
+    return record if TRACEBACK_SCOPE in scopes else dataclasses.replace(record, traceback="")
 
 
 class DeadLetterStore:

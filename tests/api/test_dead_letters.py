@@ -407,3 +407,29 @@ async def test_bad_input_is_refused_and_writes_nothing(
     assert_problem(await http.post("/v1/dead-letters/-bad/replay"), 422)
 
     assert await everything(redis) == before
+
+
+async def test_a_tenant_reads_each_failures_type_and_message_and_only_an_admin_the_traceback(
+    http: httpx.AsyncClient, app: Any, run_jobs: Any
+) -> None:
+    created = await http.post("/v1/admin/keys", json={"tenant": "default", "scopes": ["submit", "read"]})
+    reader = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://jobsvc.test",
+        headers=auth(created.json()["key"]),
+    )
+    async with reader:
+        failing = (
+            await reader.post(
+                "/v1/jobs", json={"type": "diag.fail", "params": {"times": 5}, "max_attempts": 1}
+            )
+        ).json()
+        await run_jobs()
+        seen = (await reader.get(f"/v1/dead-letters/{failing['id']}")).json()
+        [listed] = (await reader.get("/v1/dead-letters")).json()["dead_letters"]
+    assert seen["traceback"] == listed["traceback"] == ""  # it names the worker's files and code
+    assert seen["attempts"][0]["error"]["type"] == "RetryableJobError"
+    assert "failing attempt 1" in seen["attempts"][0]["error"]["message"]
+    as_admin = (await http.get(f"/v1/dead-letters/{failing['id']}")).json()
+    assert "Traceback" in as_admin["traceback"]
+    assert "RetryableJobError" in as_admin["traceback"]

@@ -143,3 +143,22 @@ async def test_params_at_the_nesting_limit_are_accepted(http: httpx.AsyncClient)
     body = webhook_nested(30)  # with params and payload themselves: 32 levels
     response = await http.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 202, response.text
+
+
+async def test_an_internal_job_type_is_neither_listed_nor_accepted_over_the_api(
+    http: httpx.AsyncClient, redis: ArqRedis
+) -> None:
+    """maintenance.cleanup reads every tenant's records: only its schedule runs it."""
+    before = await redis.dbsize()
+    for body in (
+        {"type": "maintenance.cleanup", "params": {}},
+        {"jobs": [{"type": "maintenance.cleanup", "params": {}}]},
+    ):
+        path = "/v1/jobs:batch" if "jobs" in body else "/v1/jobs"
+        refused = await http.post(path, json=body)
+        assert refused.status_code in (404, 422), refused.text
+        assert "maintenance.cleanup" in refused.text
+    assert await redis.dbsize() == before
+    listed = {job_type["name"] for job_type in (await http.get("/v1/job-types")).json()["job_types"]}
+    assert "maintenance.cleanup" not in listed
+    assert {"email.send", "webhook.deliver"} <= listed

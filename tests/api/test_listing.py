@@ -10,6 +10,7 @@ from arq import ArqRedis
 
 from jobs.engine import keys
 from jobs.engine.housekeeping import prune_index
+from tests.helpers import enqueue_cleanup
 
 
 async def submit_many(
@@ -95,10 +96,10 @@ async def test_the_cleanup_job_prunes_expired_jobs_from_every_index(
     await run_jobs()
     await redis.delete(keys.arq_result(expired), keys.job_meta(expired))
 
-    cleanup = (await http.post("/v1/jobs", json={"type": "maintenance.cleanup", "params": {}})).json()
+    cleanup = await enqueue_cleanup(redis)
     await run_jobs()
 
-    done = (await http.get(f"/v1/jobs/{cleanup['id']}")).json()
+    done = (await http.get(f"/v1/jobs/{cleanup}")).json()
     assert done["status"] == "succeeded"
     assert done["result"]["index_entries_removed"] == 3  # the job's entry in all, by type, by queue
     for index in (

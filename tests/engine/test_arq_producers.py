@@ -28,7 +28,7 @@ from service.config import JobLimitOverride, Settings
 from tests.api.test_tenants import tenant_clients
 from tests.engine.test_flow_control import most_at_once, run_intervals
 from tests.engine.test_idle_worker import idle_worker
-from tests.helpers import read_job
+from tests.helpers import enqueue_cleanup, read_job
 
 TENANT = "arq-team"
 
@@ -173,8 +173,7 @@ async def test_a_queue_name_that_is_none_of_jobsvcs_queues_is_refused(
     arq_pool: ArqRedis, http: httpx.AsyncClient, run_jobs: Any, redis: ArqRedis
 ) -> None:
     job = await enqueue(arq_pool, "diag.noop", _queue_name="arq:queue:nope")
-    cleanup = await http.post("/v1/jobs", json={"type": "maintenance.cleanup", "params": {}})
-    assert cleanup.status_code == 202, cleanup.text
+    await enqueue_cleanup(redis)
     await run_jobs()
     failure = await failure_of(
         Job(job.job_id, arq_pool, _queue_name="arq:queue:nope", _deserializer=msgpack.unpackb)

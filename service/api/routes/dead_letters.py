@@ -30,7 +30,7 @@ from service.api.schemas import (
     JobError,
     ReplayedDeadLetter,
 )
-from service.stores.dead_letter_store import DeadLetterRecord
+from service.stores.dead_letter_store import DeadLetterRecord, as_seen_by
 
 router = APIRouter(tags=["dead-letters"])
 
@@ -121,11 +121,15 @@ async def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Cursor = None,
 ) -> DeadLetterList:
-    """Jobs that failed for good, newest first, with their attempts and final traceback."""
+    """Jobs that failed for good, newest first, with their attempts; the final traceback for admin keys
+    only (empty for the others)."""
     records, next_cursor = await dead_letters.list(
         caller.tenant, type=type_, queue=queue, limit=limit, cursor=cursor
     )
-    return DeadLetterList(dead_letters=[dead_letter_view(r) for r in records], next_cursor=next_cursor)
+    return DeadLetterList(
+        dead_letters=[dead_letter_view(as_seen_by(r, caller.scopes)) for r in records],
+        next_cursor=next_cursor,
+    )
 
 
 @router.get(
@@ -135,7 +139,7 @@ async def list_dead_letters(
     summary="Read a dead letter",
 )
 async def get_dead_letter(job_id: DeadLetterId, caller: ReadKey, dead_letters: DeadLettersDep) -> DeadLetter:
-    return dead_letter_view(await dead_letters.get(job_id, caller.tenant))
+    return dead_letter_view(as_seen_by(await dead_letters.get(job_id, caller.tenant), caller.scopes))
 
 
 @router.post(

@@ -16,6 +16,7 @@ from service.api.schemas import JOB_ID_PATTERN, JOB_TYPE_PATTERN
 from service.dashboard.deps import CancelAction, DashboardRoute, SessionDep, SubmitAction
 from service.dashboard.notices import notice_job, notice_text, notice_url
 from service.dashboard.render import page, pager
+from service.stores.dead_letter_store import as_seen_by
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
@@ -52,7 +53,7 @@ async def dead_letters_page(
         {
             "title": "Dead letters",
             "nav": "dead_letters",
-            "letters": letters,
+            "letters": [as_seen_by(letter, session.principal.scopes) for letter in letters],
             "type": job_type,
             "queue": queue,
             "filtered": job_type is not None or queue is not None,

@@ -27,6 +27,7 @@ from service.dashboard.notices import notice_job, notice_text, notice_url
 from service.dashboard.render import STATUSES, page, pager
 from service.dashboard.session import DashboardSession
 from service.dashboard.timeline import timeline
+from service.stores.dead_letter_store import as_seen_by
 from service.stores.job_store import ListFilter
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
@@ -132,7 +133,7 @@ async def _detail(
     dead_letter = None
     if job.status is JobStatus.failed:
         with contextlib.suppress(DeadLetterNotFound):
-            dead_letter = await dead_letters.get(job.id, session.tenant)
+            dead_letter = as_seen_by(await dead_letters.get(job.id, session.tenant), session.principal.scopes)
     return {
         "job": job,
         "steps": timeline(job, attempts),
