@@ -254,6 +254,14 @@ class Settings(BaseSettings):
         secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
         if len(secret) < MIN_SECRET_LENGTH or secret == DEV_WEBHOOK_SECRET:
             problems.append(f"JOBSVC_WEBHOOK_SECRET must be a secret of {MIN_SECRET_LENGTH}+ characters")
+        for name, value in (
+            ("JOBSVC_ADMIN_API_KEY", self.admin_api_key),
+            ("JOBSVC_METRICS_TOKEN", self.metrics_token),
+        ):
+            if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+                problems.append(
+                    f"{name} must be {MIN_SECRET_LENGTH}+ characters (a guessable one opens the cluster)"
+                )
         if self.smtp_password is not None and self.smtp_tls == "none":
             problems.append("JOBSVC_SMTP_TLS must be starttls or tls when a password is set")
         if problems:

@@ -37,6 +37,14 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_a_safe_production_configuration_starts() -> None:
     settings = Settings(environment="production", redis_url="rediss://redis:6379/0", webhook_secret=SECRET)
     assert not settings.outbound_private_allowed
+    long_enough = "k" * 32
+    Settings(
+        environment="production",
+        redis_url="rediss://redis:6379/0",
+        webhook_secret=SECRET,
+        admin_api_key=long_enough,
+        metrics_token=long_enough,
+    )
 
 
 @pytest.mark.parametrize(
@@ -47,6 +55,9 @@ def test_a_safe_production_configuration_starts() -> None:
         ({"webhook_secret": "short"}, "JOBSVC_WEBHOOK_SECRET"),
         ({"webhook_secret": DEV_WEBHOOK_SECRET}, "JOBSVC_WEBHOOK_SECRET"),
         ({"smtp_password": "hunter2", "smtp_tls": "none"}, "JOBSVC_SMTP_TLS"),
+        ({"admin_api_key": "x"}, "JOBSVC_ADMIN_API_KEY"),
+        ({"admin_api_key": "k" * 31}, "JOBSVC_ADMIN_API_KEY"),
+        ({"metrics_token": "scrape-me"}, "JOBSVC_METRICS_TOKEN"),
     ],
 )
 def test_unsafe_production_values_are_refused_at_start(overrides: dict[str, object], complaint: str) -> None:
