@@ -147,6 +147,12 @@ class Settings(BaseSettings):
         '(`["https://ops.example.com"]`); empty: CORS off.',
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413.")
+    auth_failures_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Invalid API keys one client address may send in a minute; beyond, every key from it is "
+        "refused with 429 until the minute ends (key guessing slowed to that rate).",
+    )
     metrics_token: SecretStr | None = Field(
         None,
         description="Bearer token GET /metrics asks for in production (without one it answers 404 there); "

@@ -276,6 +276,13 @@ def tenant_webhook_secrets(tenant: str) -> str:
     return f"{TENANT_PREFIX}{_tenant(tenant)}:webhook-secrets"
 
 
+def auth_failures(client: str, minute: int) -> str:
+    """Counter of the failed authentications from one client address in one minute (epoch minutes); the
+    address is hashed into the name."""
+    digest = hashlib.sha256(client.encode()).hexdigest()[:24]
+    return f"{PREFIX}authfail:{digest}:{minute}"
+
+
 #: sorted set of the tenants that have had jobs: tenant -> first seen (ms)
 TENANTS = f"{PREFIX}tenants"
 

@@ -57,7 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             acks=settings.replica_acks,
         )
         app.state.dead_letters = DeadLetterStore(pool, app.state.store)
-        app.state.keys = KeyStore(pool, admin_key=settings.admin_api_key)
+        app.state.keys = KeyStore(
+            pool, admin_key=settings.admin_api_key, failures_per_minute=settings.auth_failures_per_minute
+        )
         app.state.tenants = TenantStore(pool, defaults=settings.default_quotas)
         app.state.webhook_secrets = TenantWebhookSecrets(pool, SecretBox(settings.webhook_secrets_key))
         try:

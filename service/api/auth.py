@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import secrets
 import time
-import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -30,7 +29,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from jobs.engine import keys
-from service.api.errors import Forbidden, Unauthorized
+from service.api.errors import Forbidden, TooManyFailedAuthentications, Unauthorized
 
 Scope = Literal["submit", "read", "cancel", "admin"]
 SCOPES: tuple[Scope, ...] = ("submit", "read", "cancel", "admin")
@@ -38,6 +37,8 @@ TOKEN_PREFIX = "jsk"
 ADMIN_KEY_ID = "admin"
 #: the SHA-256 compared against when a key id is unknown, so that an unknown id costs the same work
 _UNKNOWN = hashlib.sha256(b"no such key").hexdigest()
+#: invalid keys one client address may send per minute before every key from it is refused till it ends
+DEFAULT_FAILURES_PER_MINUTE = 30
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,16 @@ def parse_token(token: str) -> tuple[str, str] | None:
 class KeyStore:
     """Create, list, revoke and check API keys."""
 
-    def __init__(self, redis: Redis, *, admin_key: SecretStr | None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        admin_key: SecretStr | None,
+        failures_per_minute: int = DEFAULT_FAILURES_PER_MINUTE,
+    ) -> None:
         self.redis = redis
         self._admin_digest = _digest(admin_key.get_secret_value()) if admin_key else None
+        self.failures_per_minute = failures_per_minute
 
     async def create(self, tenant: str, scopes: Iterable[Scope], *, name: str = "") -> IssuedKey:
         key_id = secrets.token_hex(8)
@@ -128,21 +136,38 @@ class KeyStore:
             deleted, _ = await pipe.execute()
         return bool(deleted)
 
-    async def authenticate(self, token: str) -> Principal | None:
-        """The principal a bearer token stands for, or None. Constant-time in the secret."""
+    async def authenticate(self, token: str, client: str | None = None) -> Principal | None:
+        """The principal a bearer token stands for, or None. Constant-time in the secret. With the
+        ``client``'s address, failures are counted per address and minute, and past
+        ``failures_per_minute`` of them every key from it is refused (TooManyFailedAuthentications) until
+        the minute ends: guessing keys is slowed to that rate. The count is read in the key's round trip."""
         offered = _digest(token)
         if self._admin_digest is not None and hmac.compare_digest(offered, self._admin_digest):
             return Principal(key_id=ADMIN_KEY_ID, tenant=keys.DEFAULT_TENANT, scopes=frozenset(SCOPES))
+        now = time.time()
+        failures_key = keys.auth_failures(client, int(now // 60)) if client is not None else None
         parsed = parse_token(token)
-        if parsed is None:
-            return None
-        key_id, secret = parsed
-        row = await typing.cast(Awaitable[dict[bytes, bytes]], self.redis.hgetall(keys.api_key(key_id)))
+        key_id, secret = parsed if parsed is not None else ("0" * 16, "")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.api_key(key_id))
+            if failures_key is not None:
+                pipe.get(failures_key)
+            row, *failures = await pipe.execute()
+        if failures and int(failures[0] or 0) >= self.failures_per_minute:
+            raise TooManyFailedAuthentications(retry_after_s=60 - int(now % 60))
         stored = row.get(b"secret_sha256", b"").decode() or _UNKNOWN
-        if not hmac.compare_digest(_digest(secret), stored) or not row:
+        if parsed is None or not hmac.compare_digest(_digest(secret), stored) or not row:
+            if failures_key is not None:
+                await self._count_failure(failures_key)
             return None
         record = _record(key_id, row)
         return Principal(key_id=key_id, tenant=record.tenant, scopes=frozenset(record.scopes))
+
+    async def _count_failure(self, failures_key: str) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(failures_key)
+            pipe.expire(failures_key, 120)
+            await pipe.execute()
 
 
 def _record(key_id: str, row: dict[bytes, bytes]) -> KeyRecord:
@@ -153,6 +178,12 @@ def _record(key_id: str, row: dict[bytes, bytes]) -> KeyRecord:
         created_at=int(row.get(b"created_at", b"0")),
         name=row.get(b"name", b"").decode(),
     )
+
+
+def client_address(request: Request) -> str:
+    """Who sent the request, as the server saw it (behind a proxy: the proxy, unless uvicorn is told to
+    trust its X-Forwarded-For with --forwarded-allow-ips)."""
+    return request.client.host if request.client else "unknown"
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer jsk_…`.")
@@ -167,7 +198,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
         if credentials is None:
             raise Unauthorized("Send an API key: `Authorization: Bearer <key>`.")
         key_store: KeyStore = request.app.state.keys
-        principal = await key_store.authenticate(credentials.credentials)
+        principal = await key_store.authenticate(credentials.credentials, client_address(request))
         if principal is None:
             raise Unauthorized("This API key is not valid (unknown, revoked or mistyped).")
         if scope not in principal.scopes:

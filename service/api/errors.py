@@ -89,6 +89,16 @@ class Unauthorized(ServiceError):
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="jobsvc"'})
 
 
+class TooManyFailedAuthentications(ServiceError):
+    status, slug, title = 429, "too-many-failed-authentications", "Too many failed authentications"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            "Too many invalid API keys were sent from this address; wait before sending another.",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+
 class Forbidden(ServiceError):
     status, slug, title = 403, "forbidden", "The API key lacks a scope"
 

@@ -15,9 +15,11 @@ import pytest
 from arq import ArqRedis
 from fastapi.routing import iter_route_contexts
 
+from service.api.app import create_app
 from service.cli import main
+from service.config import Settings
 from tests.conftest import ADMIN_KEY, auth
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, serve
 
 SCOPES = ("submit", "read", "cancel", "admin")
 #: the tenant the matrix's keys (and jobs) belong to
@@ -451,3 +453,39 @@ async def test_cli_without_the_admin_scope_exits_1(
     monkeypatch.setenv("JOBSVC_API_KEY", f"jsk_{uuid.uuid4().hex[:16]}_nope")
     assert await jobsvc("--url", api_url, "keys", "list") == 1
     assert "not valid" in capsys.readouterr().err
+
+
+async def test_an_address_that_sends_too_many_invalid_keys_is_refused_until_the_minute_ends(
+    settings: Settings, redis: ArqRedis
+) -> None:
+    """Guessing keys is slowed to a few a minute per address; other addresses are not held up."""
+    app = create_app(settings.model_copy(update={"auth_failures_per_minute": 3}))
+    async with serve(app) as admin:
+        valid = (await admin.post("/v1/admin/keys", json={"tenant": "acme", "scopes": ["read"]})).json()[
+            "key"
+        ]
+
+        def client_from(address: str) -> httpx.AsyncClient:
+            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            return httpx.AsyncClient(transport=transport, base_url="http://jobsvc.test")
+
+        async with client_from("203.0.113.7") as guesser, client_from("198.51.100.2") as bystander:
+            for guess in ("jsk_0123456789abcdef_nope", "not-even-a-key", valid[:-2] + "xx"):
+                assert_problem(await guesser.get("/v1/jobs", headers=auth(guess)), 401)
+            refused = await guesser.get("/v1/jobs", headers=auth(valid))  # even a valid key, for now
+            problem = assert_problem(refused, 429)
+            assert "invalid API keys" in problem["detail"]
+            assert 0 < int(refused.headers["Retry-After"]) <= 60
+            assert (await bystander.get("/v1/jobs", headers=auth(valid))).status_code == 200
+
+        counters = [key async for key in redis.scan_iter(match="jobsvc:authfail:*")]
+        assert len(counters) == 1
+        assert b"203.0.113.7" not in counters[0]  # the address is hashed into the name
+        assert 60 < await redis.ttl(counters[0]) <= 120
+
+
+async def test_valid_keys_count_no_failure(http: httpx.AsyncClient, redis: ArqRedis) -> None:
+    created = (await http.post("/v1/admin/keys", json={"tenant": "acme", "scopes": ["read"]})).json()
+    for _ in range(50):
+        assert (await http.get("/v1/job-types", headers=auth(created["key"]))).status_code == 200
+    assert [key async for key in redis.scan_iter(match="jobsvc:authfail:*")] == []

@@ -10,7 +10,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from service.api.auth import KeyStore
+from service.api.auth import KeyStore, client_address
+from service.api.errors import TooManyFailedAuthentications
 from service.dashboard.deps import (
     HOME,
     SIGN_IN,
@@ -84,7 +85,15 @@ async def sign_in(request: Request) -> Response:
             status_code=403,
         )
     key_store: KeyStore = request.app.state.keys
-    principal = await key_store.authenticate(form.get("api_key", "").strip())
+    try:
+        principal = await key_store.authenticate(form.get("api_key", "").strip(), client_address(request))
+    except TooManyFailedAuthentications:
+        return sign_in_page(
+            request,
+            target=target,
+            error="Too many invalid keys were sent from here; wait a minute before trying again.",
+            status_code=429,
+        )
     if principal is None:
         return sign_in_page(
             request,
