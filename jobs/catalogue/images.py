@@ -1,4 +1,9 @@
-"""``image.thumbnail``: a thumbnail of an image in the storage directory, rendered in the process pool.
+"""``image.thumbnail``: a thumbnail of an image in the tenant's storage, rendered in the process pool.
+
+Each tenant has a storage root of its own, ``<storage dir>/tenants/<tenant>/``: its sources are read and
+its thumbnails written there, never in another tenant's. A source is opened one path component at a
+time, each relative to the directory opened before it and without following symbolic links
+(``open_inside``), so no link, whenever it was planted, leads a job out of its tenant's root.
 
 Pillow decodes and encodes in worker processes (``ctx["process_pool"]``), never on the event loop.
 The functions that run there are module-level and take and return plain values, so they pickle; they
@@ -8,12 +13,13 @@ images that cannot be used, and let anything else (a full disk) fail the job as 
 
 from __future__ import annotations
 
-import asyncio
+import errno
 import os
 import secrets
+import stat
 import warnings
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -35,6 +41,8 @@ SOURCE_PATTERN = rf"^(?:\.(?:/\.?)*/)?{_NAMED}(?:/(?:{_NAMED}|\.?))*$"
 #: bomb threshold, so Pillow's DecompressionBombWarning never fires for an image we accept.
 MAX_SOURCE_PIXELS = 80_000_000
 THUMBNAILS_DIR = "thumbnails"
+#: under the storage directory, one root per tenant
+TENANTS_DIR = "tenants"
 EXTENSIONS: dict[ImageFormat, str] = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 PIL_FORMATS: dict[ImageFormat, str] = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 SAVE_OPTIONS: dict[ImageFormat, dict[str, int | bool]] = {
@@ -58,7 +66,8 @@ class ThumbnailParams(BaseModel):
     source: str = Field(
         min_length=1,
         max_length=1024,
-        description="The image, as a path relative to the storage directory (no `..`, no backslashes).",
+        description="The image, as a path relative to the tenant's storage root, "
+        "<storage dir>/tenants/<tenant>/ (no `..`, no backslashes; symbolic links are not followed).",
         examples=["uploads/cat.png"],
         json_schema_extra={"pattern": SOURCE_PATTERN},
     )
@@ -82,7 +91,7 @@ class ThumbnailParams(BaseModel):
 
 
 class ThumbnailResult(BaseModel):
-    path: str = Field(description="The thumbnail, relative to the storage directory.")
+    path: str = Field(description="The thumbnail, relative to the tenant's storage root.")
     width: int
     height: int
     bytes: int = Field(description="The thumbnail's file size.")
@@ -90,48 +99,77 @@ class ThumbnailResult(BaseModel):
 
 @job_type(
     "image.thumbnail",
-    description="Renders a thumbnail of an image in the storage directory, keeping its aspect ratio.",
+    description="Renders a thumbnail of an image in the tenant's storage, keeping its aspect ratio.",
     timeout_s=120,
     limit=Limit(concurrency=2),  # CPU-heavy: at most 2 render at once across all workers
 )
 async def thumbnail(ctx: Ctx, params: ThumbnailParams) -> ThumbnailResult:
-    storage_dir = ctx["config"].storage_dir
+    root = tenant_root(ctx["config"].storage_dir, ctx["tenant"])
     name = f"{ctx['job_id']}.{EXTENSIONS[params.format]}"
     if PurePosixPath(name).name != name or name.startswith("."):  # ids are checked by the API; be sure
         raise PermanentJobError("job id is not usable as a file name")
-    destination = storage_dir / THUMBNAILS_DIR / name
+    destination = root / THUMBNAILS_DIR / name
     pool = ctx["process_pool"]
 
-    source = await asyncio.to_thread(resolve_source, storage_dir, params.source)
-    src_width, src_height = await pool.run(probe_image, source)
+    src_width, src_height = await pool.run(probe_image, root, params.source)
     await ctx["progress"].report(1, 2, f"read a {src_width}x{src_height} image")
     width, height, size = await pool.run(
-        render_thumbnail, source, destination, params.width, params.height, params.format
+        render_thumbnail, root, params.source, destination, params.width, params.height, params.format
     )
     await ctx["progress"].report(2, 2, f"wrote a {width}x{height} {params.format}")
     return ThumbnailResult(
-        path=destination.relative_to(storage_dir).as_posix(), width=width, height=height, bytes=size
+        path=destination.relative_to(root).as_posix(), width=width, height=height, bytes=size
     )
 
 
-def resolve_source(storage_dir: Path, source: str) -> Path:
-    """The real path of ``source``; refused when it (or a symlink on the way) leads out of storage."""
-    path = (storage_dir / source).resolve()
-    if not path.is_relative_to(storage_dir.resolve()):
-        raise PermanentJobError(f"source {source!r} leads outside the storage directory")
-    if not path.exists():
-        raise PermanentJobError(f"source {source!r} does not exist")
-    if not path.is_file():
+def tenant_root(storage_dir: Path, tenant: str) -> Path:
+    """The tenant's own storage root (tenant names are checked at the API: no separators, no dots)."""
+    if PurePosixPath(tenant).name != tenant or tenant.startswith("."):
+        raise PermanentJobError("tenant name is not usable as a directory name")
+    return storage_dir / TENANTS_DIR / tenant
+
+
+def open_inside(root: Path, source: str) -> BinaryIO:
+    """``source`` under ``root``, opened for reading without following a symbolic link anywhere on the
+    way (each directory opened relative to the one before, ``O_NOFOLLOW``); refused when a component is
+    a link, missing, or the end is not a regular file."""
+    parts = [part for part in PurePosixPath(source).parts if part not in ("", ".")]
+    if not parts or ".." in parts:
+        raise PermanentJobError(f"source {source!r} does not name a file in the tenant's storage")
+    try:
+        directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        raise PermanentJobError(f"source {source!r} does not exist") from None
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
+            os.close(directory)
+            directory = inner
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+    except FileNotFoundError:
+        raise PermanentJobError(f"source {source!r} does not exist") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise PermanentJobError(
+                f"source {source!r} is or passes through a symbolic link, or a file where a directory "
+                "should be; links are not followed in storage"
+            ) from None
+        raise
+    finally:
+        os.close(directory)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         raise PermanentJobError(f"source {source!r} is not a regular file")
-    return path
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
-def _open(source: Path) -> Image.Image:
+def _open(file: BinaryIO) -> Image.Image:
     """Open (reading the header only) and refuse decompression bombs before any pixel is decoded."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(source)
+            image = Image.open(file)
         except UnidentifiedImageError:
             raise PermanentJobError("not an image in a format Pillow reads") from None
         except (*DECODE_ERRORS, Image.DecompressionBombWarning) as exc:
@@ -149,9 +187,10 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def probe_image(source: Path) -> tuple[int, int]:
-    """Runs in the process pool: check ``source`` is an intact image of sane size; returns its size."""
-    with _open(source) as image:
+def probe_image(root: Path, source: str) -> tuple[int, int]:
+    """Runs in the process pool: check ``source`` (under ``root``) is an intact image of sane size;
+    returns its size."""
+    with open_inside(root, source) as file, _open(file) as image:
         try:
             image.verify()
         except DECODE_ERRORS as exc:
@@ -160,11 +199,11 @@ def probe_image(source: Path) -> tuple[int, int]:
 
 
 def render_thumbnail(
-    source: Path, destination: Path, width: int, height: int, fmt: ImageFormat
+    root: Path, source: str, destination: Path, width: int, height: int, fmt: ImageFormat
 ) -> tuple[int, int, int]:
-    """Runs in the process pool: write a thumbnail fitting ``width`` x ``height`` to ``destination``
-    atomically. Returns the thumbnail's width, height and file size."""
-    with _open(source) as image:
+    """Runs in the process pool: write a thumbnail of ``source`` (under ``root``) fitting ``width`` x
+    ``height`` to ``destination`` atomically. Returns the thumbnail's width, height and file size."""
+    with open_inside(root, source) as file, _open(file) as image:
         try:
             # JPEG decodes straight at a reduced scale; a rotated photo may swap the box's sides.
             side = 2 * max(width, height)

@@ -12,6 +12,7 @@ from arq import ArqRedis
 from asgi_lifespan import LifespanManager
 from PIL import Image
 
+from jobs.catalogue.images import tenant_root
 from jobs.definition import MAX_ATTEMPTS_LIMIT
 from jobs.engine import keys
 from service.api.app import create_app
@@ -35,9 +36,10 @@ async def dead_job(
 
 @pytest.fixture
 def storage(settings: Settings) -> Path:
-    storage_dir = settings.effective_storage_dir
-    storage_dir.mkdir(parents=True, exist_ok=True)
-    return storage_dir
+    """The default tenant's storage root."""
+    root = tenant_root(settings.effective_storage_dir, "default")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 # -- what becomes a dead letter ---------------------------------------------------------------------------

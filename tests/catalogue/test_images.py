@@ -16,17 +16,19 @@ import pytest
 from arq import ArqRedis
 from PIL import Image
 
-from jobs.catalogue.images import render_thumbnail
+from jobs.catalogue.images import render_thumbnail, tenant_root
 from jobs.engine import keys
 from service.config import Settings
-from tests.helpers import submit
+from tests.conftest import auth
+from tests.helpers import read_job, submit
 
 
 @pytest.fixture
 def storage(settings: Settings) -> Path:
-    storage_dir = settings.effective_storage_dir
-    storage_dir.mkdir(parents=True, exist_ok=True)
-    return storage_dir
+    """The default tenant's storage root, where its jobs read and write."""
+    root = tenant_root(settings.effective_storage_dir, "default")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 def write_png(path: Path, size: tuple[int, int], mode: str = "RGB", color: Any = (30, 120, 200)) -> None:
@@ -115,7 +117,57 @@ async def test_symlink_leading_out_of_storage_fails_for_good(
     assert done["status"] == "failed"
     assert done["attempts"] == 1
     assert done["error"]["type"] == "PermanentJobError"
-    assert "outside the storage directory" in done["error"]["message"]
+    assert "symbolic link" in done["error"]["message"]
+    assert str(outside) not in done["error"]["message"]
+    assert not (storage / "thumbnails").exists()
+
+
+@pytest.mark.parametrize("link", ["file", "directory"])
+async def test_no_link_leads_into_another_tenants_storage(
+    http: httpx.AsyncClient, run_jobs: Any, storage: Path, settings: Settings, link: str
+) -> None:
+    """A link inside the tenant's own root, to a file or through a directory of another tenant's, is
+    not followed: each path component is opened without following links."""
+    theirs = tenant_root(settings.effective_storage_dir, "globex")
+    write_png(theirs / "private" / "plan.png", (64, 64))
+    if link == "file":
+        (storage / "plan.png").symlink_to(theirs / "private" / "plan.png")
+        source = "plan.png"
+    else:
+        (storage / "shared").symlink_to(theirs / "private", target_is_directory=True)
+        source = "shared/plan.png"
+
+    done = await run_one(http, run_jobs, {"source": source, "width": 32, "height": 32})
+
+    assert (done["status"], done["error"]["type"]) == ("failed", "PermanentJobError")
+    assert "symbolic link" in done["error"]["message"]
+    assert not (storage / "thumbnails").exists()
+
+
+async def test_each_tenant_reads_and_writes_in_its_own_root(
+    http: httpx.AsyncClient, app: Any, run_jobs: Any, storage: Path, settings: Settings
+) -> None:
+    write_png(storage / "photo.png", (64, 64))  # the default tenant's, not acme's
+    created = await http.post("/v1/admin/keys", json={"tenant": "acme", "scopes": ["submit", "read"]})
+    acme = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://jobsvc.test",
+        headers=auth(created.json()["key"]),
+    )
+    async with acme:
+        params = {"source": "photo.png", "width": 32, "height": 32}
+        refused = (await acme.post("/v1/jobs", json={"type": "image.thumbnail", "params": params})).json()
+        await run_jobs()
+        assert (await read_job(acme, refused["id"]))["error"][
+            "message"
+        ] == "source 'photo.png' does not exist"
+        acme_root = tenant_root(settings.effective_storage_dir, "acme")
+        write_png(acme_root / "photo.png", (64, 64))
+        made = (await acme.post("/v1/jobs", json={"type": "image.thumbnail", "params": params})).json()
+        await run_jobs()
+        done = await read_job(acme, made["id"])
+    assert done["status"] == "succeeded", done["error"]
+    assert (acme_root / done["result"]["path"]).is_file()
     assert not (storage / "thumbnails").exists()
 
 
@@ -183,7 +235,7 @@ async def test_rendering_never_blocks_the_event_loop(
     big.save(storage / "big.png", compress_level=1)
     # what the loop would stall for if Pillow ran on it
     started = time.perf_counter()
-    render_thumbnail(storage / "big.png", tmp_path / "inline.png", 320, 320, "png")
+    render_thumbnail(storage, "big.png", tmp_path / "inline.png", 320, 320, "png")
     inline_s = time.perf_counter() - started
 
     ticks: list[float] = []
