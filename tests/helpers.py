@@ -118,3 +118,21 @@ async def enqueue_cleanup(redis: ArqRedis) -> str:
     reply = await JobQueues(redis).submit(enqueue_call(job, job_id, queued_expiry_ms=3_600_000))
     assert reply.outcome == "created", reply
     return job_id
+
+
+async def key_for(admin: httpx.AsyncClient, tenant: str, scopes: list[str]) -> dict[str, Any]:
+    """A new key of ``tenant`` with ``scopes``, minted by ``admin``: the answer (``key``,
+    ``webhook_secret``…)."""
+    created = await admin.post("/v1/admin/keys", json={"tenant": tenant, "scopes": scopes})
+    assert created.status_code == 201, created.text
+    answer: dict[str, Any] = created.json()
+    return answer
+
+
+def client_with_key(app: Any, key: str) -> httpx.AsyncClient:
+    """A client of ``app`` (in process) that sends ``key``."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://jobsvc.test",
+        headers={"Authorization": f"Bearer {key}"},
+    )

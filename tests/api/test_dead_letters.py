@@ -18,7 +18,7 @@ from jobs.engine import keys
 from service.api.app import create_app
 from service.config import Settings
 from tests.conftest import ADMIN_KEY, auth, make_worker
-from tests.helpers import assert_problem, dead_letter_ids, read_job, submit
+from tests.helpers import assert_problem, client_with_key, dead_letter_ids, key_for, read_job, submit
 
 MISSING_IMAGE = {"source": "uploads/late.png", "width": 16, "height": 16}
 
@@ -414,13 +414,8 @@ async def test_bad_input_is_refused_and_writes_nothing(
 async def test_a_tenant_reads_each_failures_type_and_message_and_only_an_admin_the_traceback(
     http: httpx.AsyncClient, app: Any, run_jobs: Any
 ) -> None:
-    created = await http.post("/v1/admin/keys", json={"tenant": "default", "scopes": ["submit", "read"]})
-    reader = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://jobsvc.test",
-        headers=auth(created.json()["key"]),
-    )
-    async with reader:
+    created = await key_for(http, "default", ["submit", "read"])
+    async with client_with_key(app, created["key"]) as reader:
         failing = (
             await reader.post(
                 "/v1/jobs", json={"type": "diag.fail", "params": {"times": 5}, "max_attempts": 1}

@@ -19,8 +19,7 @@ from PIL import Image
 from jobs.catalogue.images import render_thumbnail, tenant_root
 from jobs.engine import keys
 from service.config import Settings
-from tests.conftest import auth
-from tests.helpers import read_job, submit
+from tests.helpers import client_with_key, key_for, read_job, submit
 
 
 @pytest.fixture
@@ -148,13 +147,8 @@ async def test_each_tenant_reads_and_writes_in_its_own_root(
     http: httpx.AsyncClient, app: Any, run_jobs: Any, storage: Path, settings: Settings
 ) -> None:
     write_png(storage / "photo.png", (64, 64))  # the default tenant's, not acme's
-    created = await http.post("/v1/admin/keys", json={"tenant": "acme", "scopes": ["submit", "read"]})
-    acme = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://jobsvc.test",
-        headers=auth(created.json()["key"]),
-    )
-    async with acme:
+    created = await key_for(http, "acme", ["submit", "read"])
+    async with client_with_key(app, created["key"]) as acme:
         params = {"source": "photo.png", "width": 32, "height": 32}
         refused = (await acme.post("/v1/jobs", json={"type": "image.thumbnail", "params": params})).json()
         await run_jobs()

@@ -16,7 +16,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from jobs.engine import keys
 from jobs.engine.webhook_secrets import SecretBox, UnreadableSecret
 from service.config import Settings
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, client_with_key, key_for
 from tests.helpers import read_job as read
 from tests.webhook_receiver import HookServer, Received
 
@@ -30,14 +30,8 @@ def settings(settings: Settings) -> Settings:
 
 async def tenant(http: httpx.AsyncClient, app: Any, name: str) -> tuple[httpx.AsyncClient, str]:
     """A client with a new key of tenant ``name``, and the webhook secret its first key's answer shows."""
-    created = await http.post("/v1/admin/keys", json={"tenant": name, "scopes": TENANT_SCOPES})
-    assert created.status_code == 201, created.text
-    client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://jobsvc.test",
-        headers={"Authorization": f"Bearer {created.json()['key']}"},
-    )
-    return client, created.json()["webhook_secret"]
+    created = await key_for(http, name, TENANT_SCOPES)
+    return client_with_key(app, created["key"]), created["webhook_secret"]
 
 
 async def deliver(client: httpx.AsyncClient, hooks: HookServer, run_jobs: Any) -> str:
