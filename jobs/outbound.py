@@ -15,7 +15,8 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import httpcore
@@ -159,9 +160,58 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport, its connection pool on a ``GuardedNetworkBackend``; no proxy (a proxy would
-    resolve the name itself)."""
+#: httpcore's errors as httpx raises them (most specific first), so callers catch httpx's only
+HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextmanager
+def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
+    try:
+        yield
+    except httpcore.ConnectionNotAvailable:
+        raise
+    except Exception as exc:
+        for core, ours in HTTPX_ERRORS:
+            if isinstance(exc, core):
+                raise ours(str(exc), request=request) from exc
+        raise
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncIterable[bytes], request: httpx.Request) -> None:
+        self._stream = stream
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _as_httpx_errors(self._request):
+            async for part in self._stream:
+                yield part
+
+    async def aclose(self) -> None:
+        close = getattr(self._stream, "aclose", None)  # httpcore's streams have one: the connection's end
+        if close is not None:
+            await close()
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport on httpcore's connection pool, whose network backend is a
+    ``GuardedNetworkBackend``: httpx's own transport offers no way to choose the backend. No proxy (a
+    proxy would resolve the name itself); HTTP/1.1."""
 
     def __init__(
         self,
@@ -171,19 +221,40 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         network: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         """``network``: what the checked addresses are connected over (default: httpcore's AnyIO)."""
-        super().__init__(verify=verify, trust_env=False)
         ssl_context = (
             verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
         )
-        # httpx offers no way to hand its pool a network backend: the pool is made again with one, on the
-        # same settings (tests/catalogue/test_outbound.py fails if httpx stops using it)
-        self._pool = httpcore.AsyncConnectionPool(
+        limits = httpx.Limits()
+        self.connections = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
-            max_connections=httpx.Limits().max_connections,
-            max_keepalive_connections=httpx.Limits().max_keepalive_connections,
-            keepalive_expiry=httpx.Limits().keepalive_expiry,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
             network_backend=GuardedNetworkBackend(guard, network),
         )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        url = request.url
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _as_httpx_errors(request):
+            response = await self.connections.handle_async_request(core_request)
+        assert isinstance(response.stream, AsyncIterable)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(response.stream, request),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self.connections.aclose()
 
 
 def guarded_client(
