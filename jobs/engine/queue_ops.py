@@ -177,12 +177,11 @@ def enqueue_call(
 #: what a submit script answers for one job (``lua/submit.lua``'s header says when)
 EnqueueOutcome = Literal["created", "exists", "unknown_parent", "parent_failed", "parent_cancelled"]
 QuotaOutcome = Literal["over_open", "over_rate"]
-SubmitOutcome = Literal[EnqueueOutcome, QuotaOutcome, "duplicate"]
+SubmitOutcome = Literal[EnqueueOutcome, QuotaOutcome, "duplicate", "gone", "replayed"]
 ParentsOutcome = Literal["ok", "unknown_parent", "parent_failed", "parent_cancelled"]
 TickOutcome = Literal["created", "taken", "skipped", "exists"]
 ReleaseOutcome = Literal["ended", "settle", "ended_earlier", "again", "gone", "stale"]
 CancelOutcome = Literal["cancelled", "finished", "running", "missing"]
-ReplayOutcome = Literal["marked", "replayed", "gone"]
 
 
 class UnexpectedReply(RuntimeError):
@@ -209,14 +208,6 @@ class ParentsVerdict(NamedTuple):
     """Whether a job may depend on its parents: ``ok``, or the refusal and the parent's id."""
 
     outcome: ParentsOutcome
-    detail: str
-
-
-class ReplayMark(NamedTuple):
-    """Whether a dead job was marked as run again: ``marked`` (detail: its dead-letter score, '' if it was
-    none), ``replayed`` (detail: the job it ran again as) or ``gone`` (its result expired)."""
-
-    outcome: ReplayOutcome
     detail: str
 
 
@@ -388,15 +379,6 @@ def decode_settle_dependents(raw: Any) -> Settlement:
     return Settlement(done=raw[0] == 1, to_cancel=[_text(child, "settle_dependents") for child in raw[1]])
 
 
-def decode_mark_replayed(raw: Any) -> ReplayMark:
-    return ReplayMark(*_pair(raw, ReplayOutcome, "mark_replayed"))
-
-
-def decode_unmark_replayed(raw: Any) -> None:
-    if raw != 1:
-        raise UnexpectedReply(f"unmark_replayed: {raw!r}, not 1")
-
-
 def decode_count(raw: Any, script: str) -> int:
     if not isinstance(raw, int):
         raise UnexpectedReply(f"{script}: {raw!r}, not a count")
@@ -477,13 +459,21 @@ class JobQueues:
 
     async def submit(
         self, call: EnqueueCall, *, quotas: Quotas | None = None, idempotency_key: str | None = None,
-        idempotency_value: str = "", idempotency_ttl_ms: int = 0,
+        idempotency_value: str = "", idempotency_ttl_ms: int = 0, runs_again: str = "",
     ) -> SubmitReply:  # fmt: skip
-        """Enqueue one job within its tenant's ``quotas`` (None: unchecked), once per ``idempotency_key``."""
+        """Enqueue one job within its tenant's ``quotas`` (None: unchecked), once per ``idempotency_key``.
+        ``runs_again``: the ended job this one runs again, marked so (and out of the dead letters) in the
+        same script, or refused (``gone``, ``replayed``) with nothing written."""
         idem_key = keys.idempotency(call.tenant, idempotency_key or "")
         value = idempotency_value if idempotency_key else ""
         script_keys = [*call.index_keys, idem_key]
-        args: list[str | int | bytes] = [value, idempotency_ttl_ms, *_quota_args(quotas), call.packed]
+        args: list[str | int | bytes] = [
+            value,
+            idempotency_ttl_ms,
+            *_quota_args(quotas),
+            call.packed,
+            runs_again,
+        ]
         if not self.acks.replicas:  # one EVALSHA
             return decode_submit(await self._submit(keys=script_keys, args=args))
         async with self.redis.pipeline(transaction=False) as pipe:

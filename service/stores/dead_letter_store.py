@@ -25,7 +25,6 @@ from typing import Any
 from arq import ArqRedis
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from jobs.engine import keys
 from jobs.engine import lua as scripts
@@ -33,8 +32,6 @@ from jobs.engine.codec import deserialize
 from jobs.engine.queue_ops import (
     NewJob,
     decode_delete_dead_letters,
-    decode_mark_replayed,
-    decode_unmark_replayed,
 )
 from jobs.engine.records import JobSnapshot, read_snapshots
 from jobs.registry import AnyJobType
@@ -85,8 +82,6 @@ class DeadLetterStore:
     def __init__(self, redis: ArqRedis, jobs: JobStore) -> None:
         self.redis = redis
         self.jobs = jobs
-        self._mark_replayed = redis.register_script(scripts.MARK_REPLAYED)
-        self._unmark_replayed = redis.register_script(scripts.UNMARK_REPLAYED)
         self._delete_dead_letters = redis.register_script(scripts.DELETE_DEAD_LETTERS)
 
     async def list(
@@ -168,21 +163,11 @@ class DeadLetterStore:
             _resubmission(snapshot, job_types, settings), links={"replay_of": old_id}, tenant=tenant
         )
         new_id = uuid.uuid4().hex
-        mark = decode_mark_replayed(
-            await self._mark_replayed(
-                keys=[keys.job_meta(old_id), keys.arq_result(old_id), keys.dead_letters(tenant)],
-                args=[old_id, new_id],
-            )
+        # one script: the new job written, the old one marked as run again by it and out of the dead
+        # letters, or nothing at all (submit.lua)
+        created, _ = await self.jobs.submit(
+            new_job, job_id=new_id, quotas=settings.default_quotas, runs_again=old_id
         )
-        if mark.outcome == "gone":
-            raise JobNotFound(f"No job with id {old_id}.")
-        if mark.outcome == "replayed":
-            raise JobNotRetryable(f"Job {old_id} already ran again as {mark.detail}.")
-        try:
-            created, _ = await self.jobs.submit(new_job, job_id=new_id, quotas=settings.default_quotas)
-        except Exception:
-            await self._give_back(old_id, new_id, mark.detail, tenant)
-            raise
         return created
 
     async def delete(self, job_id: str, tenant: str) -> None:
@@ -289,17 +274,6 @@ class DeadLetterStore:
                 keys=[keys.dead_letters(tenant), *record_keys], args=list(job_ids)
             )
         )
-
-    async def _give_back(self, old_id: str, new_id: str, score: str, tenant: str) -> None:
-        """Undo the replay mark of a job whose new job was not enqueued, so it can run again later."""
-        try:
-            decode_unmark_replayed(
-                await self._unmark_replayed(
-                    keys=[keys.job_meta(old_id), keys.dead_letters(tenant)], args=[old_id, new_id, score]
-                )
-            )
-        except RedisError:
-            logger.warning("could not give back job %s after its replay failed to enqueue", old_id)
 
 
 def _resubmission(snapshot: JobSnapshot, job_types: Mapping[str, AnyJobType], settings: Settings) -> NewJob:

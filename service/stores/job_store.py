@@ -39,6 +39,7 @@ from service.api.errors import (
     InvalidRequest,
     JobAlreadyFinished,
     JobNotFound,
+    JobNotRetryable,
     QuotaExceeded,
 )
 from service.stores.event_hub import EventHub
@@ -95,6 +96,7 @@ class JobStore:
         quotas: Quotas | None = None,
         idempotency_key: str | None = None,
         request_hash: str = "",
+        runs_again: str = "",
     ) -> tuple[JobSnapshot, bool]:
         """Enqueue ``job`` (see ``_submit``), in a producer span whose context the job carries when
         tracing is on."""
@@ -105,6 +107,7 @@ class JobStore:
                 quotas=quotas,
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
+                runs_again=runs_again,
             )
 
     async def _submit(
@@ -115,9 +118,13 @@ class JobStore:
         quotas: Quotas | None,
         idempotency_key: str | None,
         request_hash: str,
+        runs_again: str = "",
     ) -> tuple[JobSnapshot, bool]:
         """Enqueue ``job`` in one round trip, within its tenant's ``quotas`` when given; returns its
-        snapshot and whether it was created (False: an idempotent replay of an earlier submit)."""
+        snapshot and whether it was created (False: an idempotent replay of an earlier submit). With
+        ``runs_again`` (an ended job's id), that job is marked as run again by this one, and leaves the
+        dead letters, in the same step; JobNotFound when it expired, JobNotRetryable when it ran again
+        already."""
         call = enqueue_call(job, job_id, queued_expiry_ms=self._queued_job_expiry_ms)
         outcome, detail = await self.queues.submit(
             call,
@@ -125,7 +132,12 @@ class JobStore:
             idempotency_key=idempotency_key,
             idempotency_value=f"{job_id} {request_hash}",
             idempotency_ttl_ms=self._idempotency_ttl_ms,
+            runs_again=runs_again,
         )
+        if outcome == "gone":
+            raise JobNotFound(f"No job with id {runs_again}.")
+        if outcome == "replayed":
+            raise JobNotRetryable(f"Job {runs_again} already ran again as {detail}.")
         if outcome == "duplicate":
             prior_id, _, prior_hash = detail.partition(" ")
             if prior_hash != request_hash:

@@ -4,7 +4,8 @@
 --       record (unused when ARGV[1] is '')
 -- ARGV: [1] idempotency value to record ('' for no Idempotency-Key), [2] its ttl ms, [3] check the
 --       quotas (0/1), [4] the default most open jobs, [5] the default submits per second, [6] the job,
---       packed (see unpack_job)
+--       packed (see unpack_job), [7] optional: the id of the ended job this one runs again (a replay or
+--       a retry), marked ``replayed_as`` this job and taken out of the dead letters in this script
 -- Replies {outcome, detail}:
 --   {'created', parents waited for}  written
 --   {'duplicate', the earlier value} the Idempotency-Key was used: nothing written
@@ -13,20 +14,31 @@
 --   {'parent_<outcome>', parent id}  a parent failed or was cancelled: it could never run
 --   {'over_open', ''}                the tenant has as many open jobs as its quota allows
 --   {'over_rate', ms to wait}        the tenant submitted as many jobs this second as it may
+--   {'gone', ''}                     (with ARGV[7]) the job to run again has expired: nothing written
+--   {'replayed', new job id}         (with ARGV[7]) it ran again already, as that job: nothing written
 
 --- @include "unpack_job"
 --- @include "over_quota"
 --- @include "enqueue"
+--- @include "replay_mark"
 
 if ARGV[1] ~= '' then
   local prior = redis.call('GET', KEYS[4])
   if prior then return {'duplicate', prior} end
 end
 local job = unpack_job(ARGV[6])
+local again = ARGV[7]
+if again and again ~= '' then
+  local refused = replay_refusal(again)
+  if refused then return refused end
+end
 if ARGV[3] == '1' then
   local refused = over_quota(job.tenant, 1, ARGV[4], ARGV[5])
   if refused then return refused end
 end
 local outcome = enqueue(job, {KEYS[1], KEYS[2], KEYS[3]})
-if outcome[1] == 'created' and ARGV[1] ~= '' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2]) end
+if outcome[1] == 'created' then
+  if again and again ~= '' then mark_replayed(again, job.id, job.tenant) end
+  if ARGV[1] ~= '' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2]) end
+end
 return outcome

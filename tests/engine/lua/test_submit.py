@@ -6,7 +6,7 @@ from arq import ArqRedis
 
 from jobs.engine import keys
 from jobs.engine.queue_ops import JobQueues, Quotas
-from tests.engine.lua.steps import claim_all, ended, job_call, now_ms, submitted
+from tests.engine.lua.steps import claim_all, claimed, ended, job_call, now_ms, submitted
 
 ROOMY = Quotas(max_open_jobs=100, submits_per_s=100)
 
@@ -99,3 +99,67 @@ async def test_submit_counts_against_the_tenants_own_quotas_over_the_defaults(
     assert await queues.submit(job_call("j1", tenant="acme"), quotas=ROOMY) == ("over_open", "")
     assert (await queues.submit(job_call("j2"), quotas=ROOMY)).outcome == "created"  # another tenant
     assert [claim.job_id for claim in await claim_all(queues)] == ["j2"]
+
+
+# -- running an ended job again (a dead-letter replay, a retry): ARGV[7] ----------------------------------
+
+TENANT = "acme"
+
+
+async def buried(queues: JobQueues, job_id: str) -> None:
+    """``job_id`` run and failed for good: a dead letter of TENANT's."""
+    claim = await claimed(queues, job_id, tenant=TENANT)
+    await queues.release(
+        claim, ended=True, result=b"r", result_ttl_ms=600_000, outcome="failed", bury_for_ms=600_000
+    )
+
+
+async def test_a_job_run_again_is_written_with_the_old_one_marked_and_out_of_the_dead_letters_in_one_step(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await buried(queues, "old")
+    assert await redis.zscore(keys.dead_letters(TENANT), "old") is not None
+    assert await queues.submit(job_call("new", tenant=TENANT), runs_again="old") == ("created", "0")
+    assert await redis.hget(keys.job_meta("old"), "replayed_as") == b"new"
+    assert await redis.zscore(keys.dead_letters(TENANT), "old") is None
+    assert await redis.zscore(keys.dead_letters_in_queue(keys.DEFAULT_QUEUE), "old") is None
+    assert await redis.exists(keys.arq_job("new"))
+
+
+async def test_a_job_that_ran_again_already_is_refused_and_nothing_is_written(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await buried(queues, "old")
+    await queues.submit(job_call("first", tenant=TENANT), runs_again="old")
+    assert await queues.submit(job_call("second", tenant=TENANT), runs_again="old") == ("replayed", "first")
+    assert await redis.hget(keys.job_meta("old"), "replayed_as") == b"first"
+    assert not await redis.exists(keys.arq_job("second"), keys.job_meta("second"))
+
+
+async def test_a_job_whose_result_expired_cannot_run_again(queues: JobQueues, redis: ArqRedis) -> None:
+    assert await queues.submit(job_call("new", tenant=TENANT), runs_again="expired") == ("gone", "")
+    assert not await redis.exists(keys.job_meta("expired"), keys.arq_job("new"))
+
+
+async def test_a_run_again_refused_for_its_quota_leaves_the_old_job_a_dead_letter(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await buried(queues, "old")
+    await submitted(queues, "open", tenant=TENANT)
+    full = Quotas(max_open_jobs=1, submits_per_s=100)
+    assert (await queues.submit(job_call("new", tenant=TENANT), quotas=full, runs_again="old")).outcome == (
+        "over_open"
+    )
+    assert await redis.hget(keys.job_meta("old"), "replayed_as") is None
+    assert await redis.zscore(keys.dead_letters(TENANT), "old") is not None
+
+
+async def test_a_meta_recreated_by_the_mark_lives_no_longer_than_the_old_result(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await buried(queues, "old")
+    await redis.delete(keys.job_meta("old"))
+    await queues.submit(job_call("new", tenant=TENANT), runs_again="old")
+    meta_ttl, result_ttl = await redis.pttl(keys.job_meta("old")), await redis.pttl(keys.arq_result("old"))
+    assert 0 < meta_ttl <= 600_000
+    assert abs(meta_ttl - result_ttl) < 1_000  # the result's, read a moment apart
