@@ -127,6 +127,7 @@ class Operations:
     tenants = operation(service_api.tenants)
     set_quotas = operation(service_api.set_quotas)
     rotate_webhook_secret = operation(service_api.rotate_webhook_secret)
+    audit_log = operation(service_api.audit_log)
     delete_tenant_jobs = operation(service_api.delete_tenant_jobs)
 
 
@@ -161,5 +162,6 @@ OPERATIONS: dict[str, str] = {
     "list_tenants_v1_admin_tenants_get": "tenants",
     "set_quotas_v1_admin_tenants__tenant__quotas_put": "set_quotas",
     "rotate_webhook_secret_v1_admin_tenants__tenant__webhook_secrets_post": "rotate_webhook_secret",
+    "read_audit_log_v1_admin_audit_get": "audit_log",
     "delete_tenant_jobs_v1_admin_tenants__tenant__jobs_delete": "delete_tenant_jobs",
 }

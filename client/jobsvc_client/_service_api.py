@@ -9,6 +9,7 @@ from jobsvc_client._core import Call, Paging, no_content, request, segment, send
 from jobsvc_client.models import (
     ApiKeyCreate,
     ApiKeyList,
+    AuditList,
     DeadLetter,
     DeadLetterList,
     DeadLetterPurgeResult,
@@ -155,6 +156,11 @@ def rotate_webhook_secret(tenant: str, *, grace_s: int | None = None) -> Call[We
     it for ``grace_s`` seconds (None: the service's default)."""
     rotation = WebhookSecretRotation(grace_s=grace_s)
     return send("POST", f"/v1/admin/tenants/{segment(tenant)}/webhook-secrets", WebhookSecret, rotation)
+
+
+def audit_log(*, limit: int = 100) -> Call[AuditList]:
+    """The admins' and operators' actions, newest first (operator scope)."""
+    return send("GET", "/v1/admin/audit", AuditList, query={"limit": limit})
 
 
 def delete_tenant_jobs(tenant: str) -> Call[TenantDeletion]:

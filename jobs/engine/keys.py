@@ -283,6 +283,10 @@ def auth_failures(client: str, minute: int) -> str:
     return f"{PREFIX}authfail:{digest}:{minute}"
 
 
+#: stream of the admins' and operators' actions (service/stores/audit_log.py)
+AUDIT_LOG = f"{PREFIX}audit"
+
+
 #: sorted set of the tenants that have had jobs: tenant -> first seen (ms)
 TENANTS = f"{PREFIX}tenants"
 

@@ -23,6 +23,7 @@ from service.api.security import install_security
 from service.config import Settings, get_settings
 from service.dashboard import install_dashboard
 from service.logs import configure_logging
+from service.stores.audit_log import AuditLog
 from service.stores.dead_letter_store import DeadLetterStore
 from service.stores.event_hub import EventHub
 from service.stores.job_store import JobStore
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.tenants = TenantStore(pool, defaults=settings.default_quotas)
         app.state.webhook_secrets = TenantWebhookSecrets(pool, SecretBox(settings.webhook_secrets_key))
+        app.state.audit = AuditLog(pool)
         try:
             yield
         finally:

@@ -21,7 +21,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -31,8 +31,11 @@ from redis.asyncio import Redis
 from jobs.engine import keys
 from service.api.errors import Forbidden, TooManyFailedAuthentications, Unauthorized
 
-Scope = Literal["submit", "read", "cancel", "admin"]
-SCOPES: tuple[Scope, ...] = ("submit", "read", "cancel", "admin")
+Scope = Literal["submit", "read", "cancel", "admin", "operator"]
+SCOPES: tuple[Scope, ...] = ("submit", "read", "cancel", "admin", "operator")
+#: what spans tenants (queues, workers, schedules, every tenant's keys and quotas, the audit log); only
+#: the bootstrap admin key mints keys with it
+OPERATOR: Scope = "operator"
 TOKEN_PREFIX = "jsk"
 ADMIN_KEY_ID = "admin"
 #: the SHA-256 compared against when a key id is unknown, so that an unknown id costs the same work
@@ -48,6 +51,19 @@ class Principal:
     key_id: str
     tenant: str
     scopes: frozenset[str]
+
+    @property
+    def is_operator(self) -> bool:
+        return OPERATOR in self.scopes
+
+    @property
+    def is_bootstrap_admin(self) -> bool:
+        """The key from JOBSVC_ADMIN_API_KEY, the one that may mint operators."""
+        return self.key_id == ADMIN_KEY_ID
+
+    def may_manage(self, tenant: str) -> bool:
+        """An admin manages its own tenant; an operator every tenant."""
+        return self.is_operator or tenant == self.tenant
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,11 @@ class KeyStore:
                 pipe.hgetall(keys.api_key(key_id))
             rows: list[dict[bytes, bytes]] = await pipe.execute()
         return [_record(key_id, row) for key_id, row in zip(ids, rows, strict=True) if row]
+
+    async def tenant_of(self, key_id: str) -> str | None:
+        """The tenant a key belongs to, or None when there is no such key."""
+        tenant = await cast(Awaitable[bytes | None], self.redis.hget(keys.api_key(key_id), "tenant"))
+        return tenant.decode() if tenant is not None else None
 
     async def revoke(self, key_id: str) -> bool:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -212,3 +233,4 @@ SubmitKey = Annotated[Principal, Depends(require("submit"))]
 ReadKey = Annotated[Principal, Depends(require("read"))]
 CancelKey = Annotated[Principal, Depends(require("cancel"))]
 AdminKey = Annotated[Principal, Depends(require("admin"))]
+OperatorKey = Annotated[Principal, Depends(require(OPERATOR))]

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from jobs.registry import AnyJobType
 from service.config import Settings
+from service.stores.audit_log import AuditLog
 from service.stores.dead_letter_store import DeadLetterStore
 from service.stores.job_store import JobStore
 
@@ -33,7 +34,13 @@ async def get_job_types(request: Request) -> Mapping[str, AnyJobType]:
     return job_types
 
 
+async def get_audit(request: Request) -> AuditLog:
+    audit: AuditLog = request.app.state.audit
+    return audit
+
+
 StoreDep = Annotated[JobStore, Depends(get_store)]
+AuditDep = Annotated[AuditLog, Depends(get_audit)]
 DeadLettersDep = Annotated[DeadLetterStore, Depends(get_dead_letters)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 JobTypesDep = Annotated[Mapping[str, AnyJobType], Depends(get_job_types)]

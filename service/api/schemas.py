@@ -381,7 +381,12 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tenant: str = Field(pattern=TENANT_PATTERN, description="Whose jobs the key submits and sees.")
-    scopes: list[Literal["submit", "read", "cancel", "admin"]] = Field(min_length=1, max_length=4)
+    scopes: list[Literal["submit", "read", "cancel", "admin", "operator"]] = Field(
+        min_length=1,
+        max_length=5,
+        description="`admin` manages the key's own tenant; `operator` (minted by the bootstrap admin key "
+        "only) sees and manages every tenant and the cluster.",
+    )
     name: str = Field("", max_length=100, description="A note for people: who or what uses the key.")
 
 
@@ -456,6 +461,19 @@ class WebhookSecret(BaseModel):
     previous_valid_until: datetime | None = Field(
         description="Until when the secret it replaced still signs beside it (null: there was none)."
     )
+
+
+class AuditEntry(BaseModel):
+    at: datetime
+    key_id: str = Field(description="The key that acted (`admin`: the bootstrap admin key).")
+    tenant: str = Field(description="That key's tenant.")
+    action: str = Field(description="`key.create`, `key.revoke`, `tenant.quotas`, `queue.pause`, …")
+    target: str = Field(description="The tenant (or queue) acted on.")
+    details: dict[str, Any]
+
+
+class AuditList(BaseModel):
+    entries: list[AuditEntry]
 
 
 class TenantDeletion(BaseModel):

@@ -121,7 +121,7 @@ def action(scope: str | None) -> Callable[..., Awaitable[Action]]:
 SignedInAction = Annotated[Action, Depends(action(None))]
 SubmitAction = Annotated[Action, Depends(action("submit"))]
 CancelAction = Annotated[Action, Depends(action("cancel"))]
-AdminAction = Annotated[Action, Depends(action("admin"))]
+OperatorAction = Annotated[Action, Depends(action("operator"))]
 
 
 def refusal_page(request: Request, status: int, title: str, detail: str) -> Response:

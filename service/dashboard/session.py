@@ -31,7 +31,7 @@ COOKIE_PATH = "/dashboard"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 #: the scope that shows what spans tenants (queues, workers, schedules), as under /v1
-CLUSTER_SCOPE = "admin"
+CLUSTER_SCOPE = "operator"
 
 
 def new_token() -> str:

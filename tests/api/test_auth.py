@@ -21,7 +21,7 @@ from service.config import Settings
 from tests.conftest import ADMIN_KEY, auth
 from tests.helpers import assert_problem, serve
 
-SCOPES = ("submit", "read", "cancel", "admin")
+SCOPES = ("submit", "read", "cancel", "admin", "operator")
 #: the tenant the matrix's keys (and jobs) belong to
 TENANT = "matrix"
 
@@ -94,11 +94,11 @@ ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
         "cancel",
         lambda i: Sample("POST", "/v1/dead-letters:purge", NONE_OF_THEM),
     ),
-    ("GET", "/v1/queues"): ("admin", lambda i: Sample("GET", "/v1/queues")),
-    ("POST", "/v1/queues/{name}:pause"): ("admin", lambda i: Sample("POST", "/v1/queues/bulk:pause")),
-    ("POST", "/v1/queues/{name}:resume"): ("admin", lambda i: Sample("POST", "/v1/queues/bulk:resume")),
-    ("GET", "/v1/workers"): ("admin", lambda i: Sample("GET", "/v1/workers")),
-    ("GET", "/v1/schedules"): ("admin", lambda i: Sample("GET", "/v1/schedules")),
+    ("GET", "/v1/queues"): ("operator", lambda i: Sample("GET", "/v1/queues")),
+    ("POST", "/v1/queues/{name}:pause"): ("operator", lambda i: Sample("POST", "/v1/queues/bulk:pause")),
+    ("POST", "/v1/queues/{name}:resume"): ("operator", lambda i: Sample("POST", "/v1/queues/bulk:resume")),
+    ("GET", "/v1/workers"): ("operator", lambda i: Sample("GET", "/v1/workers")),
+    ("GET", "/v1/schedules"): ("operator", lambda i: Sample("GET", "/v1/schedules")),
     ("POST", "/v1/admin/keys"): (
         "admin",
         lambda i: Sample("POST", "/v1/admin/keys", {"tenant": TENANT, "scopes": ["read"]}),
@@ -119,8 +119,9 @@ ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
     ),
     ("DELETE", "/v1/admin/tenants/{tenant}/jobs"): (
         "admin",
-        lambda i: Sample("DELETE", "/v1/admin/tenants/bystander/jobs"),
+        lambda i: Sample("DELETE", f"/v1/admin/tenants/{TENANT}/jobs"),  # last: the jobs above are done with
     ),
+    ("GET", "/v1/admin/audit"): ("operator", lambda i: Sample("GET", "/v1/admin/audit")),
 }
 
 #: routes outside /v1 that answer without a key
@@ -282,6 +283,10 @@ async def all_of_redis(redis: ArqRedis) -> list[bytes]:
             found += list(await redis.smembers(key))
         elif kind == "zset":
             found += [member for member, _ in await redis.zrange(key, 0, -1, withscores=True)]
+        elif kind == "stream":
+            for _, fields in await redis.xrange(key):
+                for field, value in fields.items():
+                    found += [field, value]
         else:
             raise AssertionError(f"{key!r} is a {kind}: teach this helper to read it")
     return found

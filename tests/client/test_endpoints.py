@@ -180,4 +180,6 @@ async def test_admin_manages_keys_and_tenants(jobs: Any) -> None:
     assert (await jobs.set_quotas("default")).max_open_jobs > 1
 
     assert (await jobs.delete_tenant_jobs("default")).deleted_jobs == 1
+    audit = await jobs.audit_log(limit=2)
+    assert [entry.action for entry in audit.entries] == ["tenant.jobs.delete", "tenant.quotas"]
     assert (await jobs.list()).jobs == []

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobsvc_client.models.jobs import Timestamp
 
-Scope = Literal["submit", "read", "cancel", "admin"]
+Scope = Literal["submit", "read", "cancel", "admin", "operator"]
 #: every scope a key may be given
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 
@@ -77,3 +77,16 @@ class WebhookSecret(BaseModel):
     tenant: str
     secret: str = Field(description="The new signing secret (whsec_…), in this answer only.")
     previous_valid_until: Timestamp | None
+
+
+class AuditEntry(BaseModel):
+    at: Timestamp
+    key_id: str
+    tenant: str
+    action: str
+    target: str
+    details: dict[str, Any]
+
+
+class AuditList(BaseModel):
+    entries: list[AuditEntry]

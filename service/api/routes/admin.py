@@ -1,21 +1,26 @@
-"""/v1/admin: API keys and tenants (quotas, webhook secrets, and deleting a tenant's data). Admin scope
-only."""
+"""/v1/admin: API keys and tenants (quotas, webhook secrets, deleting a tenant's data), and the audit log.
+
+An ``admin`` key manages its own tenant only: its keys (never an operator's), its webhook secret, its
+jobs, and its quotas no higher than the defaults. An ``operator`` key (minted by the bootstrap admin key
+alone) manages every tenant and reads the audit log. Every change is written to the audit log."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from jobs.engine.keys import TENANT_NAME
 from jobs.engine.webhook_secrets import TenantWebhookSecrets
-from service.api.auth import AdminKey, KeyRecord, KeyStore
-from service.api.errors import BODY_PROBLEMS, INVALID_PARAMETER, KeyNotFound, problems
+from service.api.auth import OPERATOR, AdminKey, KeyRecord, KeyStore, OperatorKey, Principal
+from service.api.errors import BODY_PROBLEMS, INVALID_PARAMETER, Forbidden, KeyNotFound, problems
 from service.api.schemas import (
     ApiKeyCreate,
     ApiKeyList,
     ApiKeyView,
+    AuditEntry,
+    AuditList,
     NewApiKey,
     TenantDeletion,
     TenantList,
@@ -23,6 +28,7 @@ from service.api.schemas import (
     WebhookSecret,
     WebhookSecretRotation,
 )
+from service.stores.audit_log import AuditLog
 from service.stores.tenant_store import TenantStore
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=problems({}))
@@ -39,6 +45,21 @@ def _keys(request: Request) -> KeyStore:
 def _tenants(request: Request) -> TenantStore:
     store: TenantStore = request.app.state.tenants
     return store
+
+
+def _audit(request: Request) -> AuditLog:
+    log: AuditLog = request.app.state.audit
+    return log
+
+
+def _own(caller: Principal, tenant: str) -> None:
+    """Refuse (403) an admin acting on another tenant than its own; an operator acts on any."""
+    if not caller.may_manage(tenant):
+        raise Forbidden(
+            f"An admin key manages its own tenant ({caller.tenant}) only; another tenant's needs an "
+            "operator key.",
+            scope=OPERATOR,
+        )
 
 
 def _webhook_secrets(request: Request) -> TenantWebhookSecrets:
@@ -66,14 +87,28 @@ def _key_view(record: KeyRecord) -> ApiKeyView:
 async def create_key(body: ApiKeyCreate, caller: AdminKey, request: Request) -> NewApiKey:
     """The key is in this answer only: only its hash is kept. The tenant's first key also brings the
     tenant's webhook signing secret, once."""
+    _own(caller, body.tenant)
+    if OPERATOR in body.scopes and not caller.is_bootstrap_admin:
+        raise Forbidden(
+            "Only the bootstrap admin key (JOBSVC_ADMIN_API_KEY) mints operator keys.", scope=OPERATOR
+        )
     issued = await _keys(request).create(body.tenant, body.scopes, name=body.name)
     webhook_secret = await _webhook_secrets(request).create(body.tenant)
+    await _audit(request).record(
+        key_id=caller.key_id,
+        tenant=caller.tenant,
+        action="key.create",
+        target=body.tenant,
+        details={"key_id": issued.record.id, "scopes": list(issued.record.scopes)},
+    )
     return NewApiKey(**_key_view(issued.record).model_dump(), key=issued.key, webhook_secret=webhook_secret)
 
 
 @router.get("/keys", response_model=ApiKeyList, summary="List keys (never their secrets)")
 async def list_keys(caller: AdminKey, request: Request) -> ApiKeyList:
-    return ApiKeyList(keys=[_key_view(record) for record in await _keys(request).list()])
+    """An admin's own tenant's keys; every key for an operator."""
+    records = [record for record in await _keys(request).list() if caller.may_manage(record.tenant)]
+    return ApiKeyList(keys=[_key_view(record) for record in records])
 
 
 @router.delete(
@@ -84,13 +119,25 @@ async def list_keys(caller: AdminKey, request: Request) -> ApiKeyList:
     summary="Revoke a key",
 )
 async def revoke_key(key_id: KeyId, caller: AdminKey, request: Request) -> None:
-    if not await _keys(request).revoke(key_id):
+    """Another tenant's key is, to an admin, as unknown as a key that does not exist."""
+    key_store = _keys(request)
+    owner = await key_store.tenant_of(key_id)
+    if owner is None or not caller.may_manage(owner) or not await key_store.revoke(key_id):
         raise KeyNotFound(f"No API key with id {key_id}.")
+    await _audit(request).record(
+        key_id=caller.key_id,
+        tenant=caller.tenant,
+        action="key.revoke",
+        target=owner,
+        details={"key_id": key_id},
+    )
 
 
 @router.get("/tenants", response_model=TenantList, summary="Tenants, their open jobs and quotas")
 async def list_tenants(caller: AdminKey, request: Request) -> TenantList:
-    return TenantList(tenants=[TenantQuotas.from_view(view) for view in await _tenants(request).list()])
+    """An admin's own tenant; every tenant for an operator."""
+    views = [view for view in await _tenants(request).list() if caller.may_manage(view.name)]
+    return TenantList(tenants=[TenantQuotas.from_view(view) for view in views])
 
 
 @router.put(
@@ -102,9 +149,24 @@ async def list_tenants(caller: AdminKey, request: Request) -> TenantList:
 async def set_quotas(
     tenant: Tenant, body: TenantQuotas.Update, caller: AdminKey, request: Request
 ) -> TenantQuotas:
-    """Fields left out (or null) go back to the defaults (JOBSVC_TENANT_MAX_OPEN_JOBS, …_SUBMITS_PER_S)."""
+    """Fields left out (or null) go back to the defaults (JOBSVC_TENANT_MAX_OPEN_JOBS, …_SUBMITS_PER_S).
+    An admin may lower its own tenant's quotas; only an operator may raise one above the defaults."""
+    _own(caller, tenant)
+    defaults = request.app.state.settings.default_quotas
+    raising = (body.max_open_jobs or 0) > defaults.max_open_jobs or (
+        body.submits_per_s or 0
+    ) > defaults.submits_per_s
+    if raising and not caller.is_operator:
+        raise Forbidden("Only an operator key raises a tenant's quotas above the defaults.", scope=OPERATOR)
     store = _tenants(request)
     await store.set_quotas(tenant, max_open_jobs=body.max_open_jobs, submits_per_s=body.submits_per_s)
+    await _audit(request).record(
+        key_id=caller.key_id,
+        tenant=caller.tenant,
+        action="tenant.quotas",
+        target=tenant,
+        details={"max_open_jobs": body.max_open_jobs, "submits_per_s": body.submits_per_s},
+    )
     return TenantQuotas.from_view(await store.get(tenant))
 
 
@@ -120,9 +182,17 @@ async def rotate_webhook_secret(
 ) -> WebhookSecret:
     """A new secret, shown in this answer only; the one it replaces signs beside it (two signatures in
     ``webhook-signature``) until its grace period ends."""
+    _own(caller, tenant)
     settings = request.app.state.settings
     grace_s = settings.webhook_secret_grace_s if body.grace_s is None else body.grace_s
     rotation = await _webhook_secrets(request).rotate(tenant, grace_s=grace_s)
+    await _audit(request).record(
+        key_id=caller.key_id,
+        tenant=caller.tenant,
+        action="tenant.webhook_secret.rotate",
+        target=tenant,
+        details={"grace_s": grace_s},
+    )
     until = rotation.previous_valid_until_ms
     return WebhookSecret(
         tenant=tenant,
@@ -139,4 +209,39 @@ async def rotate_webhook_secret(
 )
 async def delete_tenant_jobs(tenant: Tenant, caller: AdminKey, request: Request) -> TenantDeletion:
     """Every job of the tenant, its result, attempts and dead letter; running ones are aborted."""
-    return TenantDeletion(tenant=tenant, deleted_jobs=await _tenants(request).delete_jobs(tenant))
+    _own(caller, tenant)
+    deleted = await _tenants(request).delete_jobs(tenant)
+    await _audit(request).record(
+        key_id=caller.key_id,
+        tenant=caller.tenant,
+        action="tenant.jobs.delete",
+        target=tenant,
+        details={"deleted_jobs": deleted},
+    )
+    return TenantDeletion(tenant=tenant, deleted_jobs=deleted)
+
+
+@router.get(
+    "/audit",
+    response_model=AuditList,
+    responses=problems(INVALID_PARAMETER),
+    summary="The admins' and operators' actions, newest first",
+)
+async def read_audit_log(
+    caller: OperatorKey, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> AuditList:
+    """Who (the key's id and tenant) did what (``action``) to whom (``target``), and when."""
+    entries = await _audit(request).newest(limit)
+    return AuditList(
+        entries=[
+            AuditEntry(
+                at=datetime.fromtimestamp(entry.at_ms / 1000, UTC),
+                key_id=entry.key_id,
+                tenant=entry.tenant,
+                action=entry.action,
+                target=entry.target,
+                details=entry.details,
+            )
+            for entry in entries
+        ]
+    )

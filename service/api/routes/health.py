@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
-from service.api.auth import AdminKey
+from service.api.auth import OperatorKey
 from service.api.deps import SettingsDep, StoreDep
 from service.api.errors import problem, problem_response, problems
 from service.api.schemas import Health, WorkerList, WorkerView
@@ -40,6 +40,6 @@ async def readyz(store: StoreDep, settings: SettingsDep) -> Health | JSONRespons
     responses=problems({}),
     summary="Live workers",
 )
-async def list_workers(caller: AdminKey, store: StoreDep, settings: SettingsDep) -> WorkerList:
+async def list_workers(caller: OperatorKey, store: StoreDep, settings: SettingsDep) -> WorkerList:
     records = await store.live_workers(settings.worker_stale_after_s)
     return WorkerList(workers=[WorkerView.from_record(record) for record in records])

@@ -12,10 +12,11 @@ from redis.asyncio import Redis
 
 from jobs import registry
 from jobs.queues import QUEUE_NAMES, QUEUES
-from service.api.auth import AdminKey, Principal
-from service.api.deps import StoreDep
+from service.api.auth import OperatorKey, Principal
+from service.api.deps import AuditDep, StoreDep
 from service.api.errors import INVALID_PARAMETER, UnknownQueue, problems
 from service.api.schemas import QueueList, QueueView, ScheduleList, ScheduleView
+from service.stores.audit_log import AuditLog
 from service.stores.job_store import JobStore
 from service.stores.queue_pauses import pause_queue, paused_queues, resume_queue
 from service.stores.queue_stats import read_queue_stats, read_schedules
@@ -30,7 +31,7 @@ QueueName = Annotated[
 
 
 @router.get("/queues", response_model=QueueList, summary="Queues: depth, running, recent outcomes")
-async def list_queues(caller: AdminKey, store: StoreDep) -> QueueList:
+async def list_queues(caller: OperatorKey, store: StoreDep) -> QueueList:
     return QueueList(queues=await queue_views(store.redis, [spec.name for spec in QUEUES]))
 
 
@@ -40,8 +41,8 @@ async def list_queues(caller: AdminKey, store: StoreDep) -> QueueList:
     summary="Pause a queue: its jobs are accepted and wait, no worker starts one, running ones finish",
     responses=problems({404: "No queue has this name.", **INVALID_PARAMETER}),
 )
-async def pause(name: QueueName, caller: AdminKey, store: StoreDep) -> QueueView:
-    return await switch(name, caller, store, pause=True)
+async def pause(name: QueueName, caller: OperatorKey, store: StoreDep, audit: AuditDep) -> QueueView:
+    return await switch(name, caller, store, audit, pause=True)
 
 
 @router.post(
@@ -50,17 +51,20 @@ async def pause(name: QueueName, caller: AdminKey, store: StoreDep) -> QueueView
     summary="Resume a paused queue: workers start its waiting jobs again at once",
     responses=problems({404: "No queue has this name.", **INVALID_PARAMETER}),
 )
-async def resume(name: QueueName, caller: AdminKey, store: StoreDep) -> QueueView:
-    return await switch(name, caller, store, pause=False)
+async def resume(name: QueueName, caller: OperatorKey, store: StoreDep, audit: AuditDep) -> QueueView:
+    return await switch(name, caller, store, audit, pause=False)
 
 
-async def switch(name: str, caller: Principal, store: JobStore, *, pause: bool) -> QueueView:
-    """Pause or resume queue ``name``, logged with the key that did it; the queue as it is now."""
+async def switch(name: str, caller: Principal, store: JobStore, audit: AuditLog, *, pause: bool) -> QueueView:
+    """Pause or resume queue ``name``, logged and audited with the key that did it; the queue as it is
+    now."""
     known(name)
     paused = {name: await pause_queue(store.redis, name)} if pause else {}
     if not pause:
         await resume_queue(store.redis, name)
     logger.warning("queue %s %s by key %s", name, "paused" if pause else "resumed", caller.key_id)
+    action = "queue.pause" if pause else "queue.resume"
+    await audit.record(key_id=caller.key_id, tenant=caller.tenant, action=action, target=name)
     [view] = await queue_views(store.redis, [name], paused=paused)
     return view
 
@@ -97,7 +101,7 @@ async def queue_views(
 
 
 @router.get("/schedules", response_model=ScheduleList, summary="Schedules: next run, last run and outcome")
-async def list_schedules(caller: AdminKey, store: StoreDep) -> ScheduleList:
+async def list_schedules(caller: OperatorKey, store: StoreDep) -> ScheduleList:
     states = await read_schedules(store.redis, registry.schedules())
     return ScheduleList(
         schedules=[

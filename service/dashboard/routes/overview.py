@@ -17,13 +17,13 @@ from starlette.responses import RedirectResponse, Response
 from jobs import registry
 from jobs.engine import keys
 from jobs.queues import QUEUE_NAMES, QUEUES
-from service.api.deps import SettingsDep, StoreDep
+from service.api.deps import AuditDep, SettingsDep, StoreDep
 from service.api.schemas import QUEUE_PATTERN, WorkerView
 from service.dashboard.deps import (
     HOME,
-    AdminAction,
     DashboardRefusal,
     DashboardRoute,
+    OperatorAction,
     SessionDep,
     session_store,
 )
@@ -91,16 +91,20 @@ async def overview(request: Request, store: StoreDep, settings: SettingsDep) -> 
 
 
 @router.post("/dashboard/queues/{name}/pause")
-async def pause(name: QueueName, sent: AdminAction, store: StoreDep) -> Response:
+async def pause(name: QueueName, sent: OperatorAction, store: StoreDep, audit: AuditDep) -> Response:
     await pause_queue(store.redis, known_queue(name))
-    logger.warning("queue %s paused from the dashboard by key %s", name, sent.session.principal.key_id)
+    principal = sent.session.principal
+    logger.warning("queue %s paused from the dashboard by key %s", name, principal.key_id)
+    await audit.record(key_id=principal.key_id, tenant=principal.tenant, action="queue.pause", target=name)
     return RedirectResponse(notice_url(HOME, "queue_paused"), status_code=303)
 
 
 @router.post("/dashboard/queues/{name}/resume")
-async def resume(name: QueueName, sent: AdminAction, store: StoreDep) -> Response:
+async def resume(name: QueueName, sent: OperatorAction, store: StoreDep, audit: AuditDep) -> Response:
     await resume_queue(store.redis, known_queue(name))
-    logger.warning("queue %s resumed from the dashboard by key %s", name, sent.session.principal.key_id)
+    principal = sent.session.principal
+    logger.warning("queue %s resumed from the dashboard by key %s", name, principal.key_id)
+    await audit.record(key_id=principal.key_id, tenant=principal.tenant, action="queue.resume", target=name)
     return RedirectResponse(notice_url(HOME, "queue_resumed"), status_code=303)
 
 
