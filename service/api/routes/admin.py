@@ -7,7 +7,7 @@ alone) manages every tenant and reads the audit log. Every change is written to 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
@@ -47,9 +47,12 @@ def _tenants(request: Request) -> TenantStore:
     return store
 
 
-def _audit(request: Request) -> AuditLog:
+async def _audited(request: Request, caller: Principal, action: str, target: str, **details: Any) -> None:
+    """Write ``caller``'s ``action`` on ``target`` to the audit log."""
     log: AuditLog = request.app.state.audit
-    return log
+    await log.record(
+        key_id=caller.key_id, tenant=caller.tenant, action=action, target=target, details=details
+    )
 
 
 def _own(caller: Principal, tenant: str) -> None:
@@ -94,12 +97,8 @@ async def create_key(body: ApiKeyCreate, caller: AdminKey, request: Request) -> 
         )
     issued = await _keys(request).create(body.tenant, body.scopes, name=body.name)
     webhook_secret = await _webhook_secrets(request).create(body.tenant)
-    await _audit(request).record(
-        key_id=caller.key_id,
-        tenant=caller.tenant,
-        action="key.create",
-        target=body.tenant,
-        details={"key_id": issued.record.id, "scopes": list(issued.record.scopes)},
+    await _audited(
+        request, caller, "key.create", body.tenant, key_id=issued.record.id, scopes=list(issued.record.scopes)
     )
     return NewApiKey(**_key_view(issued.record).model_dump(), key=issued.key, webhook_secret=webhook_secret)
 
@@ -124,13 +123,7 @@ async def revoke_key(key_id: KeyId, caller: AdminKey, request: Request) -> None:
     owner = await key_store.tenant_of(key_id)
     if owner is None or not caller.may_manage(owner) or not await key_store.revoke(key_id):
         raise KeyNotFound(f"No API key with id {key_id}.")
-    await _audit(request).record(
-        key_id=caller.key_id,
-        tenant=caller.tenant,
-        action="key.revoke",
-        target=owner,
-        details={"key_id": key_id},
-    )
+    await _audited(request, caller, "key.revoke", owner, key_id=key_id)
 
 
 @router.get("/tenants", response_model=TenantList, summary="Tenants, their open jobs and quotas")
@@ -160,12 +153,13 @@ async def set_quotas(
         raise Forbidden("Only an operator key raises a tenant's quotas above the defaults.", scope=OPERATOR)
     store = _tenants(request)
     await store.set_quotas(tenant, max_open_jobs=body.max_open_jobs, submits_per_s=body.submits_per_s)
-    await _audit(request).record(
-        key_id=caller.key_id,
-        tenant=caller.tenant,
-        action="tenant.quotas",
-        target=tenant,
-        details={"max_open_jobs": body.max_open_jobs, "submits_per_s": body.submits_per_s},
+    await _audited(
+        request,
+        caller,
+        "tenant.quotas",
+        tenant,
+        max_open_jobs=body.max_open_jobs,
+        submits_per_s=body.submits_per_s,
     )
     return TenantQuotas.from_view(await store.get(tenant))
 
@@ -186,13 +180,7 @@ async def rotate_webhook_secret(
     settings = request.app.state.settings
     grace_s = settings.webhook_secret_grace_s if body.grace_s is None else body.grace_s
     rotation = await _webhook_secrets(request).rotate(tenant, grace_s=grace_s)
-    await _audit(request).record(
-        key_id=caller.key_id,
-        tenant=caller.tenant,
-        action="tenant.webhook_secret.rotate",
-        target=tenant,
-        details={"grace_s": grace_s},
-    )
+    await _audited(request, caller, "tenant.webhook_secret.rotate", tenant, grace_s=grace_s)
     until = rotation.previous_valid_until_ms
     return WebhookSecret(
         tenant=tenant,
@@ -211,13 +199,7 @@ async def delete_tenant_jobs(tenant: Tenant, caller: AdminKey, request: Request)
     """Every job of the tenant, its result, attempts and dead letter; running ones are aborted."""
     _own(caller, tenant)
     deleted = await _tenants(request).delete_jobs(tenant)
-    await _audit(request).record(
-        key_id=caller.key_id,
-        tenant=caller.tenant,
-        action="tenant.jobs.delete",
-        target=tenant,
-        details={"deleted_jobs": deleted},
-    )
+    await _audited(request, caller, "tenant.jobs.delete", tenant, deleted_jobs=deleted)
     return TenantDeletion(tenant=tenant, deleted_jobs=deleted)
 
 
@@ -231,7 +213,8 @@ async def read_audit_log(
     caller: OperatorKey, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> AuditList:
     """Who (the key's id and tenant) did what (``action``) to whom (``target``), and when."""
-    entries = await _audit(request).newest(limit)
+    log: AuditLog = request.app.state.audit
+    entries = await log.newest(limit)
     return AuditList(
         entries=[
             AuditEntry(
