@@ -12,6 +12,7 @@ names the host, never the addresses it resolved to: a tenant learns nothing of t
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 import httpx
+from publicsuffixlist import PublicSuffixList
 
 from jobs.errors import PermanentJobError, RetryableJobError
 
@@ -61,6 +63,24 @@ def is_public_address(ip: IPAddress) -> bool:
         or ip.is_reserved
         or ip.is_unspecified
     )
+
+
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    return PublicSuffixList()  # the list bundled with the package: no download
+
+
+def registrable_domain(host: str) -> str:
+    """The part of ``host`` one party registers (``hooks.eu.example.co.uk`` -> ``example.co.uk``,
+    ``alice.github.io`` stays, the Public Suffix List's private section included); an IP address or a
+    name with no registrable part is itself. What per-host limits key on, so that sub-domains share
+    their domain's bucket."""
+    bare = host.strip("[]").rstrip(".").lower()
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        return _public_suffixes().privatesuffix(bare) or bare
+    return bare
 
 
 def _same_server(found: Iterable[IPAddress], guarded: Iterable[IPAddress]) -> bool:

@@ -24,6 +24,7 @@ from jobs.context import Ctx
 from jobs.definition import RetryPolicy, job_type
 from jobs.errors import PermanentJobError, RetryableJobError
 from jobs.limits import Limit
+from jobs.outbound import registrable_domain
 from jobs.webhook_signatures import signature_header
 
 WEBHOOK_JOB_TIMEOUT_S = 30.0
@@ -131,8 +132,9 @@ def _is_retryable_status(status: int) -> bool:
     timeout_s=WEBHOOK_JOB_TIMEOUT_S,
     max_attempts=8,
     retry=RetryPolicy(base_s=2.0, cap_s=600.0),
-    # at most 20 deliveries per second to any one host, across all workers
-    limit=Limit(rate=20, per_s=1.0, key=lambda params: params.url.host),
+    # at most 20 deliveries per second to any one registrable domain (sub-domains share it), across all
+    # workers
+    limit=Limit(rate=20, per_s=1.0, key=lambda params: registrable_domain(params.url.host or "")),
 )
 async def deliver_webhook(ctx: Ctx, params: WebhookParams) -> WebhookResult:
     config = ctx["config"]

@@ -10,10 +10,12 @@ import httpx
 import pytest
 from arq import ArqRedis
 
+from jobs.catalogue.webhooks import WebhookParams, deliver_webhook
 from jobs.engine import keys
 from jobs.engine.connection import RedisTarget
 from jobs.errors import PermanentJobError
-from jobs.outbound import IPAddress, OutboundGuard
+from jobs.limits import partition_of
+from jobs.outbound import IPAddress, OutboundGuard, registrable_domain
 from service.config import Settings
 from tests.helpers import free_port, make_due
 from tests.helpers import read_job as read
@@ -271,3 +273,22 @@ async def test_the_redis_guard_knows_every_name_of_the_endpoint_and_only_its_por
     # behind Sentinels: the Sentinels (the servers they name are added when a worker starts)
     sentinels = (("sentinel-0", 26379), ("sentinel-1", 26380))
     assert RedisTarget("redis://:pw@ignored/0", sentinels=sentinels).endpoints == sentinels
+
+
+def test_sub_domains_share_their_registrable_domains_rate_limit() -> None:
+    """A tenant cannot dodge the per-host limit with a.example.com, b.example.com, …; separate owners
+    under a shared suffix (the Public Suffix List's private section) keep separate buckets."""
+    limit = deliver_webhook.limit
+    assert limit is not None
+
+    def partition(url: str) -> str:
+        return partition_of(limit, WebhookParams.model_validate({"url": url, "payload": {}}))
+
+    assert partition("https://a.hooks.example.com/x") == partition("https://b.example.com/y")
+    assert partition("https://eu.shop.example.co.uk/") == partition("https://example.co.uk/")
+    assert partition("https://example.com/") != partition("https://example.org/")
+    assert partition("https://alice.github.io/") != partition("https://bob.github.io/")
+    assert partition("http://203.0.113.7/") != partition("http://203.0.113.8/")
+    assert registrable_domain("Hooks.Example.COM.") == "example.com"
+    assert registrable_domain("[2001:db8::1]") == "2001:db8::1"
+    assert registrable_domain("localhost") == "localhost"
