@@ -48,11 +48,13 @@ async def test_an_admin_manages_its_own_tenant_and_nothing_of_another(
             await acme.post("/v1/admin/keys", json={"tenant": "acme", "scopes": ["read"]})
         ).status_code == 201
         assert (await acme.post("/v1/admin/tenants/acme/webhook-secrets", json={})).status_code == 201
-        assert (
-            await acme.put("/v1/admin/tenants/acme/quotas", json={"max_open_jobs": 10})
-        ).status_code == 200
-        raised = await acme.put("/v1/admin/tenants/acme/quotas", json={"max_open_jobs": 200_000})
-        assert "Only an operator" in assert_problem(raised, 403)["detail"]
+        lowered = {"max_open_jobs": 10, "submits_per_s": 5}
+        assert (await acme.put("/v1/admin/tenants/acme/quotas", json=lowered)).status_code == 200
+        for raising in ({"max_open_jobs": 11, "submits_per_s": 5}, {"max_open_jobs": 10}, {}):
+            refused = await acme.put("/v1/admin/tenants/acme/quotas", json=raising)  # {}: the defaults
+            assert "Only an operator" in assert_problem(refused, 403)["detail"], raising
+        [shown] = (await acme.get("/v1/admin/tenants")).json()["tenants"]
+        assert (shown["max_open_jobs"], shown["submits_per_s"]) == (10, 5)
         assert (await acme.delete("/v1/admin/tenants/acme/jobs")).status_code == 200
 
 

@@ -1,7 +1,7 @@
 """/v1/admin: API keys and tenants (quotas, webhook secrets, deleting a tenant's data), and the audit log.
 
 An ``admin`` key manages its own tenant only: its keys (never an operator's), its webhook secret, its
-jobs, and its quotas no higher than the defaults. An ``operator`` key (minted by the bootstrap admin key
+jobs, and its quotas, lowered only. An ``operator`` key (minted by the bootstrap admin key
 alone) manages every tenant and reads the audit log. Every change is written to the audit log."""
 
 from __future__ import annotations
@@ -143,15 +143,17 @@ async def set_quotas(
     tenant: Tenant, body: TenantQuotas.Update, caller: AdminKey, request: Request
 ) -> TenantQuotas:
     """Fields left out (or null) go back to the defaults (JOBSVC_TENANT_MAX_OPEN_JOBS, …_SUBMITS_PER_S).
-    An admin may lower its own tenant's quotas; only an operator may raise one above the defaults."""
+    An admin may lower its own tenant's quotas; raising one above what it is now (a reset to a higher
+    default included) takes an operator, so an admin cannot undo an operator's limit."""
     _own(caller, tenant)
-    defaults = request.app.state.settings.default_quotas
-    raising = (body.max_open_jobs or 0) > defaults.max_open_jobs or (
-        body.submits_per_s or 0
-    ) > defaults.submits_per_s
-    if raising and not caller.is_operator:
-        raise Forbidden("Only an operator key raises a tenant's quotas above the defaults.", scope=OPERATOR)
     store = _tenants(request)
+    if not caller.is_operator:
+        now = (await store.get(tenant)).quotas
+        defaults = request.app.state.settings.default_quotas
+        wanted_open = body.max_open_jobs or defaults.max_open_jobs
+        wanted_rate = body.submits_per_s or defaults.submits_per_s
+        if wanted_open > now.max_open_jobs or wanted_rate > now.submits_per_s:
+            raise Forbidden("Only an operator key raises a tenant's quotas.", scope=OPERATOR)
     await store.set_quotas(tenant, max_open_jobs=body.max_open_jobs, submits_per_s=body.submits_per_s)
     await _audited(
         request,
