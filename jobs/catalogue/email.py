@@ -88,8 +88,23 @@ def build_message(params: EmailParams, *, sender: str, msg_id: str) -> EmailMess
     return message
 
 
+#: what a job's error calls the SMTP server: its name and port are the operator's, not the tenant's
+SERVER = "the mail server"
+
+
 def _scrub(text: str, smtp: SmtpConfig) -> str:
-    return text.replace(smtp.password, "***") if smtp.password else text
+    """``text`` for the job's record, which its tenant reads: without the password, and without the
+    server's name and port (its trace span keeps them for the operator)."""
+    if smtp.password:
+        text = text.replace(smtp.password, "***")
+    # as the socket and aiosmtplib word them: "host:port", "host on port N", "('host', N)"
+    for named in (
+        f"{smtp.host}:{smtp.port}",
+        f"{smtp.host} on port {smtp.port}",
+        f"({smtp.host!r}, {smtp.port})",
+    ):
+        text = text.replace(named, SERVER)
+    return text.replace(smtp.host, SERVER)
 
 
 def _is_5xx(code: int) -> bool:
@@ -98,7 +113,7 @@ def _is_5xx(code: int) -> bool:
 
 def _refusal(permanent: bool, text: str, smtp: SmtpConfig) -> JobError:
     """A server's refusal as a job error: a 5xx reply is final, anything else may pass next time."""
-    message = _scrub(f"SMTP server {smtp.host}:{smtp.port} {text}", smtp)
+    message = _scrub(f"{SERVER} {text}", smtp)
     return PermanentJobError(message) if permanent else RetryableJobError(message)
 
 
