@@ -494,3 +494,33 @@ async def test_valid_keys_count_no_failure(http: httpx.AsyncClient, redis: ArqRe
     for _ in range(50):
         assert (await http.get("/v1/job-types", headers=auth(created["key"]))).status_code == 200
     assert [key async for key in redis.scan_iter(match="jobsvc:authfail:*")] == []
+
+
+async def test_another_tenants_key_with_every_tenant_scope_reaches_nothing_of_the_matrix_tenant(
+    http: httpx.AsyncClient, run_jobs: Any
+) -> None:
+    """Every route, with a key of another tenant holding submit, read, cancel and admin: the matrix
+    tenant's jobs, dead letters and keys answer as unknown ones do (404), its settings are refused (403),
+    the cluster's routes need an operator (403), and what it may call shows it only its own."""
+    ids = await matrix_ids(http, run_jobs)
+    theirs = {ids.queued, ids.to_cancel, ids.failed, ids.dead_to_read, ids.dead_to_replay, ids.dead_to_delete}
+    intruder = auth((await create_key(http, "intruder", ["submit", "read", "cancel", "admin"]))["key"])
+    for route, (scope, sample_of) in ROUTES.items():
+        sample = sample_of(ids)
+        response = await send(http, sample, intruder)
+        names_theirs = any(job_id in sample.path for job_id in theirs) or ids.spare_key in sample.path
+        acts_on_theirs = f"/tenants/{TENANT}/" in sample.path or (sample.body or {}).get("tenant") == TENANT
+        if scope == "operator":
+            assert_problem(response, 403, f"{route}")
+        elif names_theirs:
+            assert_problem(response, 404, f"{route}")
+        elif acts_on_theirs:
+            assert_problem(response, 403, f"{route}")
+        else:
+            assert response.status_code < 300, f"{route}: {response.status_code} {response.text}"
+            assert not any(job_id in response.text for job_id in theirs), f"{route} showed the other tenant's"
+    owner = auth((await create_key(http, TENANT, ["read"]))["key"])
+    for job_id in theirs:  # nothing of theirs was changed by the intruder's calls
+        job = (await http.get(f"/v1/jobs/{job_id}", headers=owner)).json()
+        assert (job["status"], job["replayed_as"]) in (("queued", None), ("failed", None)), job
+    assert ids.spare_key in {key["id"] for key in (await http.get("/v1/admin/keys")).json()["keys"]}
