@@ -203,8 +203,6 @@ HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
 def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
     try:
         yield
-    except httpcore.ConnectionNotAvailable:
-        raise
     except Exception as exc:
         for core, ours in HTTPX_ERRORS:
             if isinstance(exc, core):

@@ -16,6 +16,8 @@ from arq.worker import Worker
 from asgi_lifespan import LifespanManager
 
 from jobs.engine import keys
+from jobs.engine.housekeeping import CleanupParams, cleanup
+from jobs.engine.queue_ops import JobQueues, enqueue_call, new_job
 from jobs.engine.worker import JobsvcWorker
 
 
@@ -110,9 +112,6 @@ async def until_registered(redis: ArqRedis, worker: Worker, timeout_s: float = 1
 
 async def enqueue_cleanup(redis: ArqRedis) -> str:
     """``maintenance.cleanup``, enqueued as its schedule does it (the API refuses internal types); its id."""
-    from jobs.engine.housekeeping import CleanupParams, cleanup
-    from jobs.engine.queue_ops import JobQueues, enqueue_call, new_job
-
     job_id = uuid.uuid4().hex
     job = new_job(cleanup, CleanupParams(), default_timeout_s=300, default_retention_s=3600)
     reply = await JobQueues(redis).submit(enqueue_call(job, job_id, queued_expiry_ms=3_600_000))

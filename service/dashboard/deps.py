@@ -21,6 +21,7 @@ from service.api.errors import ServiceError
 from service.config import Settings
 from service.dashboard.render import page
 from service.dashboard.session import (
+    CLUSTER_SCOPE,
     CSRF_FIELD,
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -121,7 +122,7 @@ def action(scope: str | None) -> Callable[..., Awaitable[Action]]:
 SignedInAction = Annotated[Action, Depends(action(None))]
 SubmitAction = Annotated[Action, Depends(action("submit"))]
 CancelAction = Annotated[Action, Depends(action("cancel"))]
-OperatorAction = Annotated[Action, Depends(action("operator"))]
+OperatorAction = Annotated[Action, Depends(action(CLUSTER_SCOPE))]
 
 
 def refusal_page(request: Request, status: int, title: str, detail: str) -> Response:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from jobs.engine import keys
-from service.api.auth import ADMIN_KEY_ID, Principal
+from service.api.auth import ADMIN_KEY_ID, OPERATOR, Principal
 
 #: the session cookie: HttpOnly, SameSite=Strict, only sent to /dashboard, Secure over https
 SESSION_COOKIE = "jobsvc_session"
@@ -31,7 +31,7 @@ COOKIE_PATH = "/dashboard"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 #: the scope that shows what spans tenants (queues, workers, schedules), as under /v1
-CLUSTER_SCOPE = "operator"
+CLUSTER_SCOPE = OPERATOR
 
 
 def new_token() -> str:
