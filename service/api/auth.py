@@ -40,8 +40,6 @@ TOKEN_PREFIX = "jsk"
 ADMIN_KEY_ID = "admin"
 #: the SHA-256 compared against when a key id is unknown, so that an unknown id costs the same work
 _UNKNOWN = hashlib.sha256(b"no such key").hexdigest()
-#: invalid keys one client address may send per minute before every key from it is refused till it ends
-DEFAULT_FAILURES_PER_MINUTE = 30
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ class KeyStore:
         redis: Redis,
         *,
         admin_key: SecretStr | None,
-        failures_per_minute: int = DEFAULT_FAILURES_PER_MINUTE,
+        failures_per_minute: int,
     ) -> None:
         self.redis = redis
         self._admin_digest = _digest(admin_key.get_secret_value()) if admin_key else None
