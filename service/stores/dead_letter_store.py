@@ -36,6 +36,7 @@ from jobs.engine.queue_ops import (
 from jobs.engine.records import JobSnapshot, read_snapshots
 from jobs.registry import AnyJobType
 from jobs.status import JobStatus
+from service.api.auth import OPERATOR
 from service.api.errors import (
     DeadLetterNotFound,
     JobNotFound,
@@ -66,14 +67,11 @@ class DeadLetterRecord:
     traceback: str
 
 
-#: who may read a dead letter's traceback (it shows the worker's files, code and locals' names)
-TRACEBACK_SCOPE = "admin"
-
-
 def as_seen_by(record: DeadLetterRecord, scopes: Collection[str]) -> DeadLetterRecord:
     """The dead letter as a caller with ``scopes`` may read it: every failure's type and message, and the
-    final traceback only for admins (empty for the others; the worker's log has it too)."""
-    return record if TRACEBACK_SCOPE in scopes else dataclasses.replace(record, traceback="")
+    final traceback (it shows the worker's files and code) only for operators, who run the workers;
+    empty for the others, tenant admins included. The worker's log has it too."""
+    return record if OPERATOR in scopes else dataclasses.replace(record, traceback="")
 
 
 class DeadLetterStore:
