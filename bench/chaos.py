@@ -307,7 +307,8 @@ class Cluster:
                 redis_url = f"redis://{HOST_IP}:{self.server.port}/0"
         env |= {"JOBSVC_REDIS_URL": redis_url, "JOBSVC_DIAGNOSTICS": "true"}
         env |= {"JOBSVC_DATA_DIR": str(self.work_dir), **self.options.child_settings()}
-        env |= {"JOBSVC_ADMIN_API_KEY": ADMIN_KEY}
+        # one machine, reached across a veth pair: development, which an unset environment would not be
+        env |= {"JOBSVC_ADMIN_API_KEY": ADMIN_KEY, "JOBSVC_ENVIRONMENT": "development"}
         if self.sentinels is not None:  # a 202 means a replica has the job: the failover loses none
             env |= {
                 "JOBSVC_REDIS_SENTINELS": self.sentinels.sentinels_setting,

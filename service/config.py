@@ -7,10 +7,12 @@ start instead of surfacing later as a security hole.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +24,7 @@ from jobs.engine.webhook_secrets import MAX_GRACE_S
 from jobs.queues import parse_served_queues
 
 SmtpTls = Literal["none", "starttls", "tls"]
+Environment = Literal["development", "production"]
 
 DEV_WEBHOOK_SECRET = "jobsvc-development-webhook-secret"
 MIN_SECRET_LENGTH = 32
@@ -42,8 +45,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="JOBSVC_", extra="ignore", frozen=True)
 
-    environment: Literal["development", "production"] = Field(
-        "development", description="`production` refuses unsafe defaults at start."
+    environment: Environment | None = Field(
+        None,
+        description="`production` refuses unsafe defaults at start. Unset: `development` only while the "
+        "process listens (JOBSVC_HOST) and reaches Redis on loopback only, `production` otherwise.",
     )
     redis_url: str | None = Field(
         None,
@@ -249,7 +254,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
-        if self.environment != "production":
+        if self.effective_environment != "production":
             return self
         problems: list[str] = []
         if self.redis_url is None and not self.redis_sentinels:
@@ -271,7 +276,13 @@ class Settings(BaseSettings):
         if self.smtp_password is not None and self.smtp_tls == "none":
             problems.append("JOBSVC_SMTP_TLS must be starttls or tls when a password is set")
         if problems:
-            raise ValueError("unsafe production settings: " + "; ".join(problems))
+            why = (
+                ""
+                if self.environment
+                else " (JOBSVC_ENVIRONMENT is unset and this process is not on loopback only, so it runs "
+                "as production; set JOBSVC_ENVIRONMENT=development to run without these checks)"
+            )
+            raise ValueError("unsafe production settings: " + "; ".join(problems) + why)
         return self
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -285,8 +296,27 @@ class Settings(BaseSettings):
         return 3 * self.worker_heartbeat_s
 
     @property
+    def effective_environment(self) -> Environment:
+        """The environment set, or unset: development only on loopback (fail closed)."""
+        if self.environment is not None:
+            return self.environment
+        return "development" if self.on_loopback_only else "production"
+
+    @property
+    def on_loopback_only(self) -> bool:
+        """Whether the API listens (JOBSVC_HOST) and Redis is reached on this machine's loopback only."""
+        if self.uses_embedded_redis:
+            redis_hosts = ["localhost"]
+        elif self.redis_sentinels:
+            redis_hosts = [host for host, _port in parse_sentinels(self.redis_sentinels)]
+        else:
+            url = urlsplit(self.effective_redis_url)
+            redis_hosts = [] if url.scheme == "unix" else [url.hostname or ""]
+        return all(is_loopback_host(host) for host in (self.host, *redis_hosts))
+
+    @property
     def is_development(self) -> bool:
-        return self.environment == "development"
+        return self.effective_environment == "development"
 
     @property
     def effective_redis_url(self) -> str:
@@ -328,6 +358,16 @@ class Settings(BaseSettings):
         if self.webhook_secret is not None:
             return self.webhook_secret.get_secret_value().encode()
         return DEV_WEBHOOK_SECRET.encode()
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback: ``localhost`` or a loopback address (no lookup)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache

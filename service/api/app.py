@@ -15,6 +15,7 @@ from jobs.registry import job_types as registered_job_types
 from service.api.auth import KeyStore
 from service.api.body_size import BodySizeLimit
 from service.api.errors import install_error_handlers
+from service.api.loopback_guard import LoopbackOnly
 from service.api.metrics import HttpMetrics, HttpMetricsMiddleware
 from service.api.metrics import router as metrics_router
 from service.api.openapi import build_openapi
@@ -93,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)  # outermost: times everything
+    if settings.environment is None and settings.is_development:
+        app.add_middleware(LoopbackOnly)  # development rules by default only for what came over loopback
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

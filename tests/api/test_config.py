@@ -25,6 +25,7 @@ def test_development_needs_no_setting() -> None:
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBSVC_ENVIRONMENT", "development")
     monkeypatch.setenv("JOBSVC_REDIS_URL", "redis://cache:6380/2")
     monkeypatch.setenv("JOBSVC_SMTP_TLS", "starttls")
     monkeypatch.setenv("JOBSVC_DIAGNOSTICS", "true")
@@ -108,6 +109,7 @@ def test_nonsense_queues_or_limits_stop_the_process_at_start(
 def test_sentinels_come_from_the_environment_with_the_url_giving_the_rest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("JOBSVC_ENVIRONMENT", "development")
     monkeypatch.setenv("JOBSVC_REDIS_SENTINELS", "sentinel-0:26379, sentinel-1, [::1]:26380")
     monkeypatch.setenv("JOBSVC_REDIS_SENTINEL_MASTER", "jobs")
     monkeypatch.setenv("JOBSVC_REDIS_URL", "redis://:pw@ignored/3")
@@ -148,3 +150,46 @@ def test_workers_started_by_arqs_cli_run_on_uvloop_unless_turned_off(
         assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy) is uses_uvloop
     finally:
         asyncio.set_event_loop_policy(before)
+
+
+# -- an unset environment fails closed ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "loopback",
+    [
+        {},
+        {"redis_url": "redis://127.0.0.1:6379/0"},
+        {"redis_url": "redis://localhost:6379/0", "host": "::1"},
+        {"redis_url": "unix:///run/redis.sock"},
+        {"redis_sentinels": "127.0.0.1:26379,[::1]:26380"},
+    ],
+)
+def test_an_unset_environment_is_development_on_loopback_only(loopback: dict[str, str]) -> None:
+    settings = Settings(**loopback)
+    assert settings.effective_environment == "development"
+    assert settings.outbound_private_allowed
+
+
+@pytest.mark.parametrize(
+    "exposed",
+    [
+        {"host": "0.0.0.0"},
+        {"host": "::"},
+        {"host": "api.internal"},
+        {"redis_url": "redis://redis:6379/0"},
+        {"redis_url": "redis://10.0.0.5:6379/0"},
+        {"redis_sentinels": "127.0.0.1:26379,sentinel-1:26379"},
+    ],
+)
+def test_an_unset_environment_anywhere_else_is_production(exposed: dict[str, str]) -> None:
+    with pytest.raises(ValidationError, match="JOBSVC_ENVIRONMENT is unset"):
+        Settings(**exposed)
+    settings = Settings(**{"redis_url": "redis://redis:6379/0", **exposed}, webhook_secret=SECRET)
+    assert settings.effective_environment == "production"
+    assert not settings.outbound_private_allowed
+
+
+def test_a_set_environment_is_kept_wherever_the_process_runs() -> None:
+    settings = Settings(environment="development", host="0.0.0.0", redis_url="redis://redis:6379/0")
+    assert settings.is_development

@@ -51,7 +51,13 @@ async def test_a_worker_cut_off_by_a_partition_changes_nothing_when_the_link_ret
 
     def worker(redis_host: str, name: str, wrapper: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
         url = f"redis://{redis_host}:{shared_redis.port}/0"
-        env = worker_env(url, tmp_path, JOBSVC_WORKER_LEASE_S="2", JOBSVC_JOB_LIMITS=limits)
+        env = worker_env(
+            url,
+            tmp_path,
+            JOBSVC_WORKER_LEASE_S="2",
+            JOBSVC_JOB_LIMITS=limits,
+            JOBSVC_ENVIRONMENT="development",  # Redis at the host's end of a veth pair is not loopback
+        )
         return start_worker_process(env, tmp_path / f"{name}.log", wrapper=wrapper)
 
     cut_off = worker(HOST_IP, "cut-off", namespace.wrapper)
