@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobs.engine import keys
 from jobs.engine.connection import RedisTarget, parse_sentinels, redact_url
-from jobs.engine.queue_ops import Quotas, ReplicaAcks
+from jobs.engine.queue_ops import DEFAULT_MAX_KEPT_BYTES, DEFAULT_MAX_KEPT_JOBS, Quotas, ReplicaAcks
 from jobs.engine.webhook_secrets import MAX_GRACE_S
 from jobs.queues import parse_served_queues
 
@@ -137,6 +137,18 @@ class Settings(BaseSettings):
     tenant_submits_per_s: int = Field(
         10_000, ge=1, description="Most jobs a tenant may submit per second (429 with Retry-After beyond)."
     )
+    tenant_max_kept_jobs: int = Field(
+        DEFAULT_MAX_KEPT_JOBS,
+        ge=1,
+        description="Most jobs a tenant keeps in Redis, ended ones included until their results expire "
+        "(429 beyond).",
+    )
+    tenant_max_kept_bytes: int = Field(
+        DEFAULT_MAX_KEPT_BYTES,
+        ge=1024,
+        description="Most bytes of job and result records a tenant keeps in Redis (429 beyond; 413 for a "
+        "submit larger than all of it).",
+    )
     max_params_bytes: int = Field(
         65_536, ge=256, description="Largest params object a submit may carry, as JSON (422 beyond)."
     )
@@ -226,7 +238,12 @@ class Settings(BaseSettings):
     @property
     def default_quotas(self) -> Quotas:
         """Each tenant's quotas unless an admin set others for it."""
-        return Quotas(max_open_jobs=self.tenant_max_open_jobs, submits_per_s=self.tenant_submits_per_s)
+        return Quotas(
+            max_open_jobs=self.tenant_max_open_jobs,
+            submits_per_s=self.tenant_submits_per_s,
+            max_kept_jobs=self.tenant_max_kept_jobs,
+            max_kept_bytes=self.tenant_max_kept_bytes,
+        )
 
     @property
     def limit_overrides(self) -> dict[str, dict[str, Any]]:

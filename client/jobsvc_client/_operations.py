@@ -125,6 +125,7 @@ class Operations:
     list_keys = operation(service_api.list_keys)
     revoke_key = operation(service_api.revoke_key)
     tenants = operation(service_api.tenants)
+    tenant = operation(service_api.tenant)
     set_quotas = operation(service_api.set_quotas)
     rotate_webhook_secret = operation(service_api.rotate_webhook_secret)
     audit_log = operation(service_api.audit_log)
@@ -160,6 +161,7 @@ OPERATIONS: dict[str, str] = {
     "list_keys_v1_admin_keys_get": "list_keys",
     "revoke_key_v1_admin_keys__key_id__delete": "revoke_key",
     "list_tenants_v1_admin_tenants_get": "tenants",
+    "get_tenant_v1_admin_tenants__tenant__get": "tenant",
     "set_quotas_v1_admin_tenants__tenant__quotas_put": "set_quotas",
     "rotate_webhook_secret_v1_admin_tenants__tenant__webhook_secrets_post": "rotate_webhook_secret",
     "read_audit_log_v1_admin_audit_get": "audit_log",

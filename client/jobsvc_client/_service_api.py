@@ -139,15 +139,30 @@ def revoke_key(key_id: str) -> Call[None]:
 
 
 def tenants() -> Call[TenantList]:
-    """Each tenant with its open jobs and quotas."""
+    """Each tenant with its open and kept jobs, quotas and storage budget."""
     return send("GET", "/v1/admin/tenants", TenantList)
 
 
+def tenant(name: str) -> Call[TenantQuotas]:
+    """One tenant's open and kept jobs, quotas and storage budget."""
+    return send("GET", f"/v1/admin/tenants/{segment(name)}", TenantQuotas)
+
+
 def set_quotas(
-    tenant: str, *, max_open_jobs: int | None = None, submits_per_s: int | None = None
+    tenant: str,
+    *,
+    max_open_jobs: int | None = None,
+    submits_per_s: int | None = None,
+    max_kept_jobs: int | None = None,
+    max_kept_bytes: int | None = None,
 ) -> Call[TenantQuotas]:
-    """Set a tenant's quotas; one left out (None) goes back to the service's default."""
-    update = QuotasUpdate(max_open_jobs=max_open_jobs, submits_per_s=submits_per_s)
+    """Set a tenant's quotas and storage budget; one left out (None) goes back to the service's default."""
+    update = QuotasUpdate(
+        max_open_jobs=max_open_jobs,
+        submits_per_s=submits_per_s,
+        max_kept_jobs=max_kept_jobs,
+        max_kept_bytes=max_kept_bytes,
+    )
     return send("PUT", f"/v1/admin/tenants/{segment(tenant)}/quotas", TenantQuotas, update)
 
 

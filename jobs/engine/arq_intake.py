@@ -36,7 +36,7 @@ from redis.commands.core import AsyncScript
 from jobs.engine import keys
 from jobs.engine import lua as scripts
 from jobs.engine.arq_producers import Foreign, Intake, IntakeRules, refusal_of_unknown_queue
-from jobs.engine.queue_ops import Quotas, UnexpectedReply
+from jobs.engine.queue_ops import QuotaOutcome, Quotas, UnexpectedReply
 from jobs.queues import QUEUE_NAMES
 
 logger = logging.getLogger("jobsvc.arq_intake")
@@ -55,8 +55,8 @@ MAX_HELD = STEP_ENTRIES
 
 # -- the scripts' replies, typed (as ``jobs.engine.queue_ops`` does for the others) -------------------------
 
-AdoptOutcome = Literal["adopted", "failed", "refused", "changed", "over_open", "over_rate"]
-HELD_BACK: tuple[AdoptOutcome, ...] = ("over_open", "over_rate")
+AdoptOutcome = Literal["adopted", "failed", "refused", "changed", QuotaOutcome]
+HELD_BACK: tuple[AdoptOutcome, ...] = typing.get_args(QuotaOutcome)
 
 
 class FindReply(NamedTuple):
@@ -115,8 +115,7 @@ async def take_in(
 ) -> tuple[list[AdoptOutcome], int]:
     """Run the adopt script on ``intakes``: each one's outcome, and ``queue``'s difference after them."""
     packed = msgpack.packb([intake.item() for intake in intakes], use_bin_type=False)
-    quota_args = [1, quotas.max_open_jobs, quotas.submits_per_s] if quotas else [0, 0, 0]
-    return decode_adopt_foreign(await adopt(args=[*quota_args, queue, packed]))
+    return decode_adopt_foreign(await adopt(args=[quotas.packed if quotas else "", queue, packed]))
 
 
 # -- looking for foreign jobs ----------------------------------------------------------------------------

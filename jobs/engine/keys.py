@@ -265,6 +265,18 @@ def tenant_open_jobs(tenant: str) -> str:
     return f"{TENANT_PREFIX}{_tenant(tenant)}:open"
 
 
+def tenant_kept(tenant: str) -> str:
+    """Hash of what a tenant keeps in Redis (its storage budget): ``jobs`` (waiting, running and ended jobs
+    whose records have not expired) and ``bytes`` (of their job and result records). Beside it,
+    ``<name>:until``, a sorted set of expiry buckets (bucket -> the ms its records are gone by), and
+    ``<name>:<bucket>``, a hash of the jobs and bytes that expire in it, taken off the totals then."""
+    return f"{TENANT_PREFIX}{_tenant(tenant)}:kept"
+
+
+#: width of a tenant's expiry buckets (keys.tenant_kept): ended jobs leave its budget at most this late
+KEPT_BUCKET_MS = 10 * 60 * 1000
+
+
 def tenant_quotas(tenant: str) -> str:
     """Hash of a tenant's quotas set by an admin (unset fields: the settings' defaults)."""
     return f"{TENANT_PREFIX}{_tenant(tenant)}:quotas"
@@ -281,6 +293,16 @@ def auth_failures(client: str, minute: int) -> str:
     address is hashed into the name."""
     digest = hashlib.sha256(client.encode()).hexdigest()[:24]
     return f"{PREFIX}authfail:{digest}:{minute}"
+
+
+def tallied(worker_id: str) -> str:
+    """The number of the last metrics batch a worker added (add_tally.lua): a batch sent again is not
+    added twice. Lives as long as a worker may take to send a batch again."""
+    return f"{PREFIX}tallied:{worker_id}"
+
+
+#: how long add_tally.lua remembers a worker's last batch: longer than any partition a worker outlives
+TALLIED_MEMORY_MS = 86_400_000
 
 
 #: stream of the admins' and operators' actions (service/stores/audit_log.py)

@@ -4,8 +4,9 @@
 Who counts what: the submit scripts count submissions, and the scripts that end a job away from a worker
 (a cancel before it starts, an ARQ producer's job refused) count those ends. A worker tallies what its
 own attempts do (:class:`Tally`: queue waits, run times, ends, retries) in memory and adds the tally to
-the hash with its heartbeat and when it stops: the hot path's scripts write no counters, and a worker
-killed outright loses at most one heartbeat's tally. Fields are ``|``-separated, never hold a job id,
+the hash with its heartbeat and when it stops, in numbered batches that count once however often they
+are sent (add_tally.lua): the hot path's scripts write no counters, and a worker killed outright loses
+at most one heartbeat's tally. Fields are ``|``-separated, never hold a job id,
 and so stay few (types x queues x outcomes x buckets)::
 
     s|<type>|<queue>                       jobs submitted
@@ -20,9 +21,6 @@ from __future__ import annotations
 import bisect
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
-
-from jobs.engine import keys
 
 #: upper bounds of the histogram buckets, in ms (the last bucket, +Inf, is implied)
 BUCKETS_MS: tuple[int, ...] = (
@@ -92,11 +90,30 @@ def bucket_of(ms: int) -> int:
     return bisect.bisect_left(BUCKETS_MS, ms)
 
 
+@dataclass(frozen=True)
+class TallyBatch:
+    """Increments of the hash's fields, numbered: the script adds a worker's batch once."""
+
+    number: int
+    increments: dict[str, int]
+
+    @property
+    def args(self) -> list[str | int]:
+        """As add_tally.lua takes them after the worker's id."""
+        return [
+            self.number,
+            *(part for field_increment in self.increments.items() for part in field_increment),
+        ]
+
+
 class Tally:
     """What one worker's attempts did since it last wrote them, as increments of the hash's fields."""
 
     def __init__(self) -> None:
         self._fields: Counter[str] = Counter()
+        self._numbered = 0
+        #: batches taken but not known to be added: the write failed, or its reply was lost
+        self._unconfirmed: list[TallyBatch] = []
 
     def claimed(self, job_type: str, queue: str, waited_ms: int) -> None:
         self._observe("w", f"{job_type}|{queue}", waited_ms)
@@ -118,16 +135,15 @@ class Tally:
         fields[f"{kind}b|{labels}|{bisect.bisect_left(BUCKETS_MS, ms)}"] += 1
         fields[f"{kind}s|{labels}"] += ms
 
-    def take(self) -> dict[str, int]:
-        """The increments so far, forgotten here: write them, or :meth:`give_back` those that failed."""
-        taken, self._fields = dict(self._fields), Counter()
-        return taken
+    def take(self) -> list[TallyBatch]:
+        """The batches to send, in order: those not yet confirmed added, each again with its number, and
+        the increments since, as a new one. :meth:`confirm` them once the script answered."""
+        if self._fields:
+            self._numbered += 1
+            self._unconfirmed.append(TallyBatch(self._numbered, dict(self._fields)))
+            self._fields = Counter()
+        return list(self._unconfirmed)
 
-    def give_back(self, taken: dict[str, int]) -> None:
-        self._fields.update(taken)
-
-
-def write_tally(pipe: Any, taken: dict[str, int]) -> None:
-    """Queue the adding of a :meth:`Tally.take` to the cluster's counters on ``pipe``."""
-    for name, increment in taken.items():
-        pipe.hincrby(keys.METRICS, name, increment)
+    def confirm(self, batches: list[TallyBatch]) -> None:
+        """``batches`` (from :meth:`take`) are added: they are not sent again."""
+        self._unconfirmed = [batch for batch in self._unconfirmed if batch not in batches]

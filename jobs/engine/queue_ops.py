@@ -26,6 +26,7 @@ from jobs.definition import JobType
 from jobs.engine import keys
 from jobs.engine import lua as scripts
 from jobs.engine.codec import deserialize, serialize
+from jobs.engine.metrics import TallyBatch
 from jobs.engine.records import CANCELLED_ERROR_TYPE
 from jobs.engine.script_batches import ScriptBatcher
 from jobs.limits import partition_of
@@ -92,12 +93,27 @@ def new_job(
     )
 
 
+#: a tenant's storage budget unless set otherwise: about a GB of Redis with the indexes and meta around
+#: the records (docs/SCALING.md), so that no one tenant fills a reasonably sized Redis
+DEFAULT_MAX_KEPT_JOBS = 1_000_000
+DEFAULT_MAX_KEPT_BYTES = 512 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Quotas:
-    """A tenant's default quotas (an admin may set others per tenant)."""
+    """A tenant's default quotas and storage budget (an admin may set others per tenant)."""
 
     max_open_jobs: int
     submits_per_s: int
+    #: jobs kept in Redis, ended ones included until their records expire
+    max_kept_jobs: int = DEFAULT_MAX_KEPT_JOBS
+    #: bytes of job and result records kept in Redis
+    max_kept_bytes: int = DEFAULT_MAX_KEPT_BYTES
+
+    @property
+    def packed(self) -> str:
+        """As the scripts take them (over_quota.lua): one argument."""
+        return f"{self.max_open_jobs} {self.submits_per_s} {self.max_kept_jobs} {self.max_kept_bytes}"
 
 
 def job_arguments(job: NewJob) -> dict[str, Any]:
@@ -132,6 +148,8 @@ class EnqueueCall:
     args: list[str | int | bytes]
     written: Written
     tenant: str
+    #: bytes of the job's record (ARQ's, params included): what its tenant's storage budget counts
+    size: int
 
     @property
     def packed(self) -> bytes:
@@ -168,7 +186,11 @@ def enqueue_call(
         keys.index_by_queue(job.tenant, job.queue),
     ]
     return EnqueueCall(
-        index_keys=index_keys, args=args, written=Written(created_ms=created, due_ms=due), tenant=job.tenant
+        index_keys=index_keys,
+        args=args,
+        written=Written(created_ms=created, due_ms=due),
+        tenant=job.tenant,
+        size=len(record),
     )
 
 
@@ -176,7 +198,7 @@ def enqueue_call(
 
 #: what a submit script answers for one job (``lua/submit.lua``'s header says when)
 EnqueueOutcome = Literal["created", "exists", "unknown_parent", "parent_failed", "parent_cancelled"]
-QuotaOutcome = Literal["over_open", "over_rate"]
+QuotaOutcome = Literal["over_open", "over_rate", "over_kept_jobs", "over_kept_bytes", "over_budget"]
 SubmitOutcome = Literal[EnqueueOutcome, QuotaOutcome, "duplicate", "gone", "replayed"]
 ParentsOutcome = Literal["ok", "unknown_parent", "parent_failed", "parent_cancelled"]
 TickOutcome = Literal["created", "taken", "skipped", "exists"]
@@ -191,14 +213,16 @@ class UnexpectedReply(RuntimeError):
 class SubmitReply(NamedTuple):
     """A submit's outcome and its detail: how many parents a ``created`` job waits for, the earlier
     submit's record for a ``duplicate``, the parent's id for a parent's refusal, the ms until a submit is
-    allowed for ``over_rate``, else ''."""
+    allowed for ``over_rate``, the budget for ``over_kept_*`` and ``over_budget``, else ''."""
 
     outcome: SubmitOutcome
     detail: str
 
 
 class QuotaRefusal(NamedTuple):
-    """Why a tenant may not submit now; for ``over_rate``, the ms until it may (else '')."""
+    """Why a tenant may not submit now; for ``over_rate``, the ms until it may; for ``over_kept_jobs``,
+    ``over_kept_bytes`` and ``over_budget`` (the submit alone is larger than the bytes budget), the
+    budget; else ''."""
 
     outcome: QuotaOutcome
     detail: str
@@ -296,6 +320,18 @@ def decode_submit_many(raw: Any) -> list[SubmitReply] | QuotaRefusal:
 
 def decode_reserve_quota(raw: Any) -> QuotaRefusal | None:
     return QuotaRefusal(*_pair(raw, QuotaOutcome, "reserve_quota")) if raw else None
+
+
+class Kept(NamedTuple):
+    """What a tenant keeps in Redis, against its storage budget."""
+
+    jobs: int
+    bytes: int
+
+
+def decode_read_kept(raw: Any) -> Kept:
+    jobs, size = raw
+    return Kept(jobs=int(jobs), bytes=int(size))
 
 
 def decode_check_parents(raw: Any) -> ParentsVerdict:
@@ -456,6 +492,7 @@ class JobQueues:
         self._report_progress = ScriptBatcher(redis, scripts.REPORT_PROGRESS)
         self._cancel_waiting = redis.register_script(scripts.CANCEL_WAITING)
         self._settle_dependents = redis.register_script(scripts.SETTLE_DEPENDENTS)
+        self._add_tally = redis.register_script(scripts.ADD_TALLY)
 
     async def submit(
         self, call: EnqueueCall, *, quotas: Quotas | None = None, idempotency_key: str | None = None,
@@ -470,7 +507,7 @@ class JobQueues:
         args: list[str | int | bytes] = [
             value,
             idempotency_ttl_ms,
-            *_quota_args(quotas),
+            quotas.packed if quotas else "",
             call.packed,
             runs_again,
         ]
@@ -481,11 +518,10 @@ class JobQueues:
             replies = await self._with_replica_acks(pipe)
         return decode_submit(replies[0])
 
-    async def reserve(self, tenant: str, jobs: int, quotas: Quotas) -> QuotaRefusal | None:
-        """Count ``jobs`` submits against a tenant's quotas at once; None when allowed, else the refusal."""
-        return decode_reserve_quota(
-            await self._reserve_quota(args=[tenant, jobs, quotas.max_open_jobs, quotas.submits_per_s])
-        )
+    async def reserve(self, tenant: str, jobs: int, size: int, quotas: Quotas) -> QuotaRefusal | None:
+        """Count ``jobs`` submits of ``size`` bytes of records against a tenant's quotas at once; None when
+        allowed, else the refusal."""
+        return decode_reserve_quota(await self._reserve_quota(args=[tenant, jobs, size, quotas.packed]))
 
     async def check_parents(self, tenant: str, parent_lists: Sequence[Sequence[str]]) -> list[ParentsVerdict]:
         """For each list of parents, in one pipelined round trip: ``ok``, or the refusal a submit naming
@@ -509,7 +545,8 @@ class JobQueues:
         reserve_in_script = quotas is not None and len(calls) <= SUBMIT_MANY_CHUNK
         refused = None
         if quotas is not None and not reserve_in_script:
-            refused = await self.reserve(tenant, len(calls), quotas)
+            size = sum(call.size for call in calls)
+            refused = await self.reserve(tenant, len(calls), size, quotas)
         if refused is not None:
             raise QuotaRefused(refused)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -518,7 +555,7 @@ class JobQueues:
                 packed = msgpack.packb([[call.index_keys, call.packed] for call in chunk], use_bin_type=False)
                 args: list[str | int | bytes] = [packed]
                 if reserve_in_script and quotas is not None:
-                    args += [tenant, quotas.max_open_jobs, quotas.submits_per_s]
+                    args += [tenant, quotas.packed]
                 await self._submit_many(args=args, client=pipe)
             replies = await self._with_replica_acks(pipe)
         decoded: list[SubmitReply] = []
@@ -569,6 +606,11 @@ class JobQueues:
         reply = decode_claim(await self._claim(args=args), [name for name, _ in served])
         credits.update(reply.credits)
         return reply.claims, reply.next_due_ms
+
+    async def add_tally(self, worker_id: str, batches: Sequence[TallyBatch], *, client: Redis) -> None:
+        """Queue on ``client`` (a pipeline) the adding of a worker's metrics batches, each once."""
+        for batch in batches:
+            await self._add_tally(args=[worker_id, *batch.args], client=client)
 
     async def renew(
         self, lease_ms: int, claims: Iterable[Claim], *, client: Redis | None = None
@@ -665,12 +707,6 @@ class JobQueues:
         """One step (``step`` dependents at most) of settling a job's dependents: released when it
         succeeded, else named to be cancelled."""
         return decode_settle_dependents(await self._settle_dependents(args=[parent_id, step]))
-
-
-def _quota_args(quotas: Quotas | None) -> list[int]:
-    if quotas is None:
-        return [0, 0, 0]
-    return [1, quotas.max_open_jobs, quotas.submits_per_s]
 
 
 def cancellation_record(job_id: str, job_raw: bytes, *, attempts: int, queue: str, message: str) -> bytes:

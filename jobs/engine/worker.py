@@ -66,7 +66,7 @@ from jobs.engine.connection import (
     redis_unavailable,
     until_redis_answers,
 )
-from jobs.engine.metrics import Tally, write_tally
+from jobs.engine.metrics import Tally, TallyBatch
 from jobs.engine.queue_ops import (
     Claim,
     JobQueues,
@@ -228,13 +228,10 @@ class JobsvcWorker(ArqHost):
         running = self._running_claims()
         served = [name for name, _ in self.engine.queues]
         tally = self.tally.take()
-        try:
-            lost, ready, timers, leftovers, sweeping = await self._beat_round_trip(
-                lease_ms, ttl_ms, running, served, tally
-            )
-        except BaseException:
-            self.tally.give_back(tally)
-            raise
+        lost, ready, timers, leftovers, sweeping = await self._beat_round_trip(
+            lease_ms, ttl_ms, running, served, tally
+        )
+        self.tally.confirm(tally)
         self._stop_lost(lost)
         if ready:
             self._look_now = True
@@ -263,14 +260,14 @@ class JobsvcWorker(ArqHost):
             await settle_dependents(self.queues, settling, engine.retention_s)
 
     async def _beat_round_trip(
-        self, lease_ms: int, ttl_ms: int, running: list[Claim], served: list[str], tally: dict[str, int]
+        self, lease_ms: int, ttl_ms: int, running: list[Claim], served: list[str], tally: list[TallyBatch]
     ) -> tuple[list[str], Any, Any, Any, bool]:
         """The replies the beat reads: leases lost, ready work, the queues' timers, unsettled ends, and
         whether this worker sweeps the queues this time (one worker per heartbeat period does)."""
         async with self.pool.pipeline(transaction=False) as pipe:
             if running:
                 await self.queues.renew(lease_ms, running, client=pipe)
-            write_tally(pipe, tally)
+            await self.queues.add_tally(self.worker_id, tally, client=pipe)
             # jobs parked under a concurrency limit that was since raised or removed go back in line
             await self.queues.readmit_parked(self._limits_json, most=READMIT_PER_BEAT, client=pipe)
             pipe.zadd(keys.WORKERS, {self.worker_id: now_ms()})
@@ -574,7 +571,7 @@ class JobsvcWorker(ArqHost):
             return
         with contextlib.suppress(*REDIS_DOWN):
             async with self.pool.pipeline(transaction=False) as pipe:
-                write_tally(pipe, self.tally.take())
+                await self.queues.add_tally(self.worker_id, self.tally.take(), client=pipe)
                 pipe.zrem(keys.WORKERS, self.worker_id)
                 pipe.delete(keys.worker_record(self.worker_id))
                 pipe.delete(self.health_check_key)

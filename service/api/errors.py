@@ -9,6 +9,9 @@
     ├── JobAlreadyFinished       409  the job ended before it could be cancelled
     ├── JobNotRetryable          409  the job cannot run again (not failed or cancelled, already retried)
     ├── PayloadTooLarge          413  the body is over the configured limit
+    ├── QuotaExceeded            429  over the tenant's submits per second or open jobs
+    ├── StorageBudgetExceeded    429  the tenant keeps as many jobs or bytes as its budget allows
+    ├── LargerThanBudget         413  one submit is larger than the tenant's whole storage budget
     ├── InvalidRequest           400  a parameter that is not well-formed (e.g. a cursor)
     └── ServiceUnavailable       503  Redis does not answer, or no worker is alive
 
@@ -115,8 +118,16 @@ class QuotaExceeded(ServiceError):
     status, slug, title = 429, "quota-exceeded", "Quota exceeded"
 
 
+class StorageBudgetExceeded(ServiceError):
+    status, slug, title = 429, "storage-budget-exceeded", "Storage budget exceeded"
+
+
 class PayloadTooLarge(ServiceError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class LargerThanBudget(ServiceError):
+    status, slug, title = 413, "larger-than-storage-budget", "Larger than the tenant's storage budget"
 
 
 class InvalidRequest(ServiceError):
@@ -265,7 +276,11 @@ BODY_PROBLEMS: dict[int, str] = {
     422: "A field of the body fails its schema; `errors` points at each.",
 }
 INVALID_PARAMETER: dict[int, str] = {422: "A parameter fails its schema; `errors` points at each."}
-OVER_QUOTA: dict[int, str] = {429: "Over the tenant's quota of submits per second or of open jobs."}
+OVER_QUOTA: dict[int, str] = {
+    413: "The body is larger than the service accepts (JOBSVC_MAX_BODY_BYTES), or its jobs are larger than "
+    "the tenant's whole storage budget.",
+    429: "Over the tenant's quota of submits per second or of open jobs, or its storage budget.",
+}
 
 
 def problem_response(description: str, *, headers: Mapping[str, Any] | None = None) -> dict[str, Any]:

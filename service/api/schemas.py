@@ -420,22 +420,36 @@ class ApiKeyList(BaseModel):
 class TenantQuotas(BaseModel):
     tenant: str
     open_jobs: int = Field(description="Its jobs that wait or run now.")
+    kept_jobs: int = Field(
+        description="Its jobs kept in Redis: open ones, and ended ones until their results expire."
+    )
+    kept_bytes: int = Field(description="Bytes of its job and result records kept in Redis.")
     max_open_jobs: int
     submits_per_s: int
+    max_kept_jobs: int = Field(description="Its storage budget in jobs (429 beyond).")
+    max_kept_bytes: int = Field(
+        description="Its storage budget in bytes (429 beyond; 413 for a submit larger than all of it)."
+    )
 
     class Update(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
         max_open_jobs: int | None = Field(None, ge=1, le=100_000_000)
         submits_per_s: int | None = Field(None, ge=1, le=1_000_000)
+        max_kept_jobs: int | None = Field(None, ge=1, le=1_000_000_000)
+        max_kept_bytes: int | None = Field(None, ge=1024, le=1 << 40)
 
     @classmethod
     def from_view(cls, view: Any) -> TenantQuotas:
         return cls(
             tenant=view.name,
             open_jobs=view.open_jobs,
+            kept_jobs=view.kept.jobs,
+            kept_bytes=view.kept.bytes,
             max_open_jobs=view.quotas.max_open_jobs,
             submits_per_s=view.quotas.submits_per_s,
+            max_kept_jobs=view.quotas.max_kept_jobs,
+            max_kept_bytes=view.quotas.max_kept_bytes,
         )
 
 

@@ -40,7 +40,9 @@ from service.api.errors import (
     JobAlreadyFinished,
     JobNotFound,
     JobNotRetryable,
+    LargerThanBudget,
     QuotaExceeded,
+    StorageBudgetExceeded,
 )
 from service.stores.event_hub import EventHub
 
@@ -367,6 +369,17 @@ def _raise_unless_created(
 
 
 def _raise_over_quota(outcome: str, detail: str) -> NoReturn:
+    if outcome == "over_budget":
+        raise LargerThanBudget(
+            f"These jobs' records are larger than all this tenant may keep in Redis ({detail} bytes)."
+        )
+    if outcome in ("over_kept_jobs", "over_kept_bytes"):
+        budget = f"{detail} jobs" if outcome == "over_kept_jobs" else f"{detail} bytes of jobs and results"
+        raise StorageBudgetExceeded(
+            f"This tenant keeps as much in Redis as its storage budget allows ({budget}). Ended jobs leave "
+            "it as their results expire; deleting the tenant's jobs frees it at once.",
+            headers={"Retry-After": "60"},
+        )
     if outcome == "over_rate":
         retry_after = max(1, math.ceil(int(detail) / 1000))
         raise QuotaExceeded(

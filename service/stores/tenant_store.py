@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from jobs.engine import keys
 from jobs.engine import lua as scripts
-from jobs.engine.queue_ops import Quotas, decode_purge_job
+from jobs.engine.queue_ops import Kept, Quotas, decode_purge_job, decode_read_kept
 
 #: a job deleted while it runs keeps this marker as long, so its worker does not write its end back
 DELETED_MARKER_TTL_MS = 7 * 86_400 * 1000
@@ -20,10 +20,15 @@ BATCH = 500
 IDEMPOTENCY_PATTERN = keys.idempotency(keys.DEFAULT_TENANT, "").rpartition(":")[0] + ":*"
 
 
+#: the quota fields an admin may set per tenant, as the tenant's quotas hash and over_quota.lua name them
+QUOTA_FIELDS = ("max_open_jobs", "submits_per_s", "max_kept_jobs", "max_kept_bytes")
+
+
 @dataclass(frozen=True)
 class TenantView:
     name: str
     open_jobs: int
+    kept: Kept
     quotas: Quotas
 
 
@@ -33,6 +38,7 @@ class TenantStore:
         self.defaults = defaults
         self._purge = redis.register_script(scripts.PURGE_JOB)
         self._forget_idempotency_key = redis.register_script(scripts.FORGET_IDEMPOTENCY_KEY)
+        self._read_kept = redis.register_script(scripts.READ_KEPT)
 
     async def list(self) -> list[TenantView]:
         names = [raw.decode() for raw in await self.redis.zrange(keys.TENANTS, 0, -1)]
@@ -41,15 +47,24 @@ class TenantStore:
     async def get(self, tenant: str) -> TenantView:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(keys.tenant_open_jobs(tenant))
+            await self._read_kept(args=[tenant], client=pipe)
             pipe.hgetall(keys.tenant_quotas(tenant))
-            open_jobs, quotas = await pipe.execute()
-        return TenantView(name=tenant, open_jobs=int(open_jobs or 0), quotas=self._quotas(quotas))
+            open_jobs, kept, quotas = await pipe.execute()
+        return TenantView(
+            name=tenant,
+            open_jobs=int(open_jobs or 0),
+            kept=decode_read_kept(kept),
+            quotas=self._quotas(quotas),
+        )
 
-    async def set_quotas(self, tenant: str, *, max_open_jobs: int | None, submits_per_s: int | None) -> None:
-        """Set the tenant's own quotas; a None field goes back to the default."""
+    async def set_quotas(self, tenant: str, quotas: dict[str, int | None]) -> None:
+        """Set the tenant's own quotas (QUOTA_FIELDS); a None value goes back to the default, a field left
+        out stays as it is."""
         key = keys.tenant_quotas(tenant)
         async with self.redis.pipeline(transaction=True) as pipe:
-            for field, value in (("max_open_jobs", max_open_jobs), ("submits_per_s", submits_per_s)):
+            for field, value in quotas.items():
+                if field not in QUOTA_FIELDS:
+                    raise ValueError(f"no quota {field!r}")
                 if value is None:
                     pipe.hdel(key, field)
                 else:
@@ -78,8 +93,16 @@ class TenantStore:
         # the tenant's other indexes are ``<index_all>:…``; a bare ``<index_all>*`` would also match the
         # indexes of every tenant whose name starts with this one's (acme: acme-eu, acmecorp)
         leftovers = [key async for key in self.redis.scan_iter(match=f"{index}:*", count=500)]
+        # and so are its storage budget's expiry buckets: with its jobs gone, it keeps nothing
+        kept = keys.tenant_kept(tenant)
+        leftovers += [key async for key in self.redis.scan_iter(match=f"{kept}:*", count=500)]
         await self.redis.delete(
-            *leftovers, index, keys.dead_letters(tenant), keys.tenant_open_jobs(tenant), keys.events(tenant)
+            *leftovers,
+            index,
+            kept,
+            keys.dead_letters(tenant),
+            keys.tenant_open_jobs(tenant),
+            keys.events(tenant),
         )
         await self._forget_idempotency_keys(deleted)
         return len(deleted)
@@ -108,6 +131,5 @@ class TenantStore:
 
     def _quotas(self, raw: dict[bytes, bytes]) -> Quotas:
         return Quotas(
-            max_open_jobs=int(raw.get(b"max_open_jobs") or self.defaults.max_open_jobs),
-            submits_per_s=int(raw.get(b"submits_per_s") or self.defaults.submits_per_s),
+            **{field: int(raw.get(field.encode()) or getattr(self.defaults, field)) for field in QUOTA_FIELDS}
         )

@@ -109,6 +109,7 @@ ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
         lambda i: Sample("DELETE", f"/v1/admin/keys/{i.spare_key}"),
     ),
     ("GET", "/v1/admin/tenants"): ("admin", lambda i: Sample("GET", "/v1/admin/tenants")),
+    ("GET", "/v1/admin/tenants/{tenant}"): ("admin", lambda i: Sample("GET", f"/v1/admin/tenants/{TENANT}")),
     ("PUT", "/v1/admin/tenants/{tenant}/quotas"): (
         "admin",
         lambda i: Sample("PUT", f"/v1/admin/tenants/{TENANT}/quotas", {"max_open_jobs": 1000}),
@@ -383,6 +384,7 @@ async def test_a_key_for_a_bad_tenant_name_or_unknown_scope_is_refused_with_422(
 @pytest.mark.parametrize("tenant", ["Acme", "-acme", "a" * 64, "acme*"])
 async def test_tenant_routes_refuse_bad_tenant_names_with_422(http: httpx.AsyncClient, tenant: str) -> None:
     assert_problem(await http.put(f"/v1/admin/tenants/{tenant}/quotas", json={"max_open_jobs": 1}), 422)
+    assert_problem(await http.get(f"/v1/admin/tenants/{tenant}"), 422)
     assert_problem(await http.delete(f"/v1/admin/tenants/{tenant}/jobs"), 422)
 
 
@@ -509,7 +511,7 @@ async def test_another_tenants_key_with_every_tenant_scope_reaches_nothing_of_th
         sample = sample_of(ids)
         response = await send(http, sample, intruder)
         names_theirs = any(job_id in sample.path for job_id in theirs) or ids.spare_key in sample.path
-        acts_on_theirs = f"/tenants/{TENANT}/" in sample.path or (sample.body or {}).get("tenant") == TENANT
+        acts_on_theirs = f"/tenants/{TENANT}" in sample.path or (sample.body or {}).get("tenant") == TENANT
         if scope == "operator":
             assert_problem(response, 403, f"{route}")
         elif names_theirs:

@@ -21,14 +21,14 @@ SAFE_KEY = re.compile(
     r"|jobsvc:idempotency:[0-9a-f]{64}"
     r"|jobsvc:index:t:[a-z0-9_-]+(:type:[a-z0-9_.]+|:queue:[a-z0-9_-]+)?"
     r"|jobsvc:(ready|deferred|running|wake|intake):[a-z][a-z0-9_-]*"
-    r"|jobsvc:tenant:[a-z0-9_-]+:(open|quotas|webhook-secrets|submits:\d+)"
+    r"|jobsvc:tenant:[a-z0-9_-]+:(open|quotas|webhook-secrets|submits:\d+|kept|kept:until|kept:\d+)"
     r"|jobsvc:limit:[a-z0-9_.]+(:[0-9a-f]{16})?:(starts|running|parked)"
     r"|jobsvc:stats:[a-z][a-z0-9_-]*:\d+"
     r"|jobsvc:(seq|lease_seq|tenants|apikeys|settling|timers|workers|diag:log|arq_owned|parked_limits|sweep)"
     r"|jobsvc:dead:[a-z0-9_-]+|jobsvc:dead:q:[a-z][a-z0-9_-]*"
     r"|jobsvc:events:t:[a-z0-9_-]+|jobsvc:metrics"
     r"|jobsvc:apikey:[0-9a-f]{16}"
-    r"|jobsvc:released:[0-9a-f]{32}|jobsvc:claimed:[A-Za-z0-9_.-]+:\d+)$"
+    r"|jobsvc:released:[0-9a-f]{32}|jobsvc:claimed:[A-Za-z0-9_.-]+:\d+|jobsvc:tallied:[A-Za-z0-9_.-]+)$"
 )
 LONG, MANY = "l" * 101, ["x"] * 101
 HOSTILE = "../../*?[a]{}\\\x00:\r\n' OR 1=1; FLUSHALL -- ☠"

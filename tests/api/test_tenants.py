@@ -414,12 +414,19 @@ async def test_an_admin_sets_a_tenants_quotas_and_sees_its_open_jobs(
 
     changed = await tenants.admin.put("/v1/admin/tenants/acme/quotas", json={"max_open_jobs": 2})
     assert changed.status_code == 200, changed.text
+    kept_bytes = changed.json()["kept_bytes"]
+    assert kept_bytes > 0
     assert changed.json() == {
         "tenant": "acme",
         "open_jobs": 2,
+        "kept_jobs": 2,
+        "kept_bytes": kept_bytes,
         "max_open_jobs": 2,
         "submits_per_s": settings.tenant_submits_per_s,
+        "max_kept_jobs": settings.tenant_max_kept_jobs,
+        "max_kept_bytes": settings.tenant_max_kept_bytes,
     }
+    assert (await tenants.admin.get("/v1/admin/tenants/acme")).json() == changed.json()
     listed = {t["tenant"]: t for t in (await tenants.admin.get("/v1/admin/tenants")).json()["tenants"]}
     assert listed["acme"] == changed.json()
     assert_problem(await tenants.acme.post("/v1/jobs", json=NOOP), 429)
@@ -440,6 +447,99 @@ async def function_started(worker: Any, job_id: str) -> None:
     async with asyncio.timeout(10):
         while job_id not in worker.job_tasks:
             await asyncio.sleep(0.01)
+
+
+# -- storage budgets: what a tenant keeps in Redis, ended jobs included --------------------------------------
+
+#: a job whose params are about 60 KB, that waits an hour: cancelled before it could run
+LARGE = {
+    "type": "webhook.deliver",
+    "params": {"url": "https://example.com/hook", "payload": {"blob": "x" * 60_000}},
+    "delay_seconds": 3600,
+}
+
+
+async def acme_kept_bytes_in_redis(tenants: Tenants, redis: ArqRedis) -> int:
+    """What acme's job and result records take in Redis, counted from the records themselves."""
+    ids = await job_ids(tenants.acme)
+    records = [key for job_id in ids for key in (keys.arq_job(job_id), keys.arq_result(job_id))]
+    return sum([await redis.strlen(key) for key in records])
+
+
+async def test_submitting_large_params_and_cancelling_in_a_loop_stops_at_the_storage_budget(
+    tenants: Tenants, redis: ArqRedis
+) -> None:
+    """Every quota of open jobs and submits holds in this loop; only the budget stops it filling Redis. A
+    cancelled job keeps its result (params included) and, for a minute, its record: twice its params."""
+    budget = 400_000
+    set_budget = await tenants.admin.put("/v1/admin/tenants/acme/quotas", json={"max_kept_bytes": budget})
+    assert set_budget.status_code == 200, set_budget.text
+    accepted = 0
+    while (response := await tenants.acme.post("/v1/jobs", json=LARGE)).status_code == 202:
+        accepted += 1
+        assert (await tenants.acme.delete(f"/v1/jobs/{response.json()['id']}")).status_code == 202
+        assert accepted < 10, "the budget never refused a submit"
+    problem = assert_problem(response, 429)
+    assert problem["type"] == "/problems/storage-budget-exceeded"
+    assert f"{budget} bytes" in problem["detail"]
+    assert "retry-after" in response.headers
+
+    view = (await tenants.admin.get("/v1/admin/tenants/acme")).json()
+    assert (view["open_jobs"], view["kept_jobs"], accepted) == (0, 3, 3)
+    assert view["kept_bytes"] == await acme_kept_bytes_in_redis(tenants, redis)
+    assert 3 * 2 * 60_000 < view["kept_bytes"] <= budget
+    assert (await post_job(tenants.globex, LARGE))["status"] == "deferred"  # another tenant's budget
+
+
+async def test_ended_jobs_count_against_the_jobs_a_tenant_may_keep_until_deleted(
+    tenants: Tenants, redis: ArqRedis, run_jobs: Any
+) -> None:
+    await tenants.admin.put("/v1/admin/tenants/acme/quotas", json={"max_kept_jobs": 3})
+    for _ in range(3):
+        await post_job(tenants.acme, NOOP)
+    await run_jobs()
+
+    before = without_rate_counters(await redis_contents(redis))
+    refused = await tenants.acme.post("/v1/jobs", json=NOOP)
+    assert assert_problem(refused, 429)["type"] == "/problems/storage-budget-exceeded"
+    batch = await tenants.acme.post("/v1/jobs:batch", json={"jobs": [NOOP]})
+    assert assert_problem(batch, 429)["type"] == "/problems/storage-budget-exceeded"
+    assert without_rate_counters(await redis_contents(redis)) == before
+    view = (await tenants.admin.get("/v1/admin/tenants/acme")).json()
+    assert (view["open_jobs"], view["kept_jobs"]) == (0, 3)
+    assert (await post_job(tenants.globex, NOOP))["status"] == "queued"
+
+    assert (await tenants.admin.delete("/v1/admin/tenants/acme/jobs")).json()["deleted_jobs"] == 3
+    assert (await tenants.admin.get("/v1/admin/tenants/acme")).json()["kept_jobs"] == 0
+    assert (await post_job(tenants.acme, NOOP))["status"] == "queued"
+
+
+async def test_a_submit_larger_than_the_whole_storage_budget_is_413_and_writes_nothing(
+    tenants: Tenants, redis: ArqRedis
+) -> None:
+    await tenants.admin.put("/v1/admin/tenants/acme/quotas", json={"max_kept_bytes": 50_000})
+    before = without_rate_counters(await redis_contents(redis))
+    refused = await tenants.acme.post("/v1/jobs", json=LARGE)
+    assert assert_problem(refused, 413)["type"] == "/problems/larger-than-storage-budget"
+    assert without_rate_counters(await redis_contents(redis)) == before
+
+
+async def test_an_admin_lowers_its_own_tenants_budget_and_only_an_operator_raises_it(
+    tenants: Tenants, app: Any, settings: Settings
+) -> None:
+    own = await tenants.admin.post("/v1/admin/keys", json={"tenant": "acme", "scopes": ["admin"]})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jobsvc.test", headers=auth(own.json()["key"])
+    ) as acme_admin:
+        lowered = await acme_admin.put("/v1/admin/tenants/acme/quotas", json={"max_kept_jobs": 10})
+        assert lowered.json()["max_kept_jobs"] == 10
+        raised = await acme_admin.put("/v1/admin/tenants/acme/quotas", json={"max_kept_bytes": 1 << 40})
+        assert assert_problem(raised, 403)["type"] == "/problems/forbidden"
+        reset = await acme_admin.put("/v1/admin/tenants/acme/quotas", json={})  # back up to the defaults
+        assert_problem(reset, 403)
+        assert_problem(await acme_admin.get("/v1/admin/tenants/globex"), 403)
+    by_operator = await tenants.admin.put("/v1/admin/tenants/acme/quotas", json={})
+    assert by_operator.json()["max_kept_jobs"] == settings.tenant_max_kept_jobs
 
 
 # -- deleting a tenant's jobs -----------------------------------------------------------------------------

@@ -45,8 +45,12 @@ class ApiKeyList(BaseModel):
 class TenantQuotas(BaseModel):
     tenant: str
     open_jobs: int = Field(description="Its jobs that wait or run now.")
+    kept_jobs: int = Field(description="Its jobs kept in Redis: open ones, and ended ones until they expire.")
+    kept_bytes: int = Field(description="Bytes of its job and result records kept in Redis.")
     max_open_jobs: int
     submits_per_s: int
+    max_kept_jobs: int = Field(description="Its storage budget in jobs.")
+    max_kept_bytes: int = Field(description="Its storage budget in bytes.")
 
 
 class QuotasUpdate(BaseModel):
@@ -56,6 +60,8 @@ class QuotasUpdate(BaseModel):
 
     max_open_jobs: int | None = None
     submits_per_s: int | None = None
+    max_kept_jobs: int | None = None
+    max_kept_bytes: int | None = None
 
 
 class TenantList(BaseModel):

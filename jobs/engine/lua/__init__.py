@@ -79,10 +79,13 @@ PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "DEAD_LETTERS_PREFIX": keys.DEAD_LETTERS_PREFIX,
     "TENANT_PREFIX": keys.TENANT_PREFIX,
     "TENANTS": keys.TENANTS,
+    "KEPT_BUCKET_MS": keys.KEPT_BUCKET_MS,
     "DELETED_PREFIX": _prefix(keys.deleted),
     "EVENTS_PREFIX": keys.EVENTS_PREFIX,
     "EVENTS_RETAINED": keys.EVENTS_RETAINED,
     "METRICS": keys.METRICS,
+    "TALLIED_PREFIX": _prefix(keys.tallied),
+    "TALLIED_MEMORY_MS": keys.TALLIED_MEMORY_MS,
     "METRIC_BUCKETS_MS": ":".join(str(bound) for bound in BUCKETS_MS),
     "DEAD_BY_QUEUE_PREFIX": keys.DEAD_BY_QUEUE_PREFIX,
     "ARQ_OWNED": keys.ARQ_OWNED,
@@ -101,6 +104,8 @@ SCRIPTS: Final[Mapping[str, str]] = {name: _LOADER.script(name) for name in _LOA
 SUBMIT: Final = SCRIPTS["submit"]
 SUBMIT_MANY: Final = SCRIPTS["submit_many"]
 RESERVE_QUOTA: Final = SCRIPTS["reserve_quota"]
+READ_KEPT: Final = SCRIPTS["read_kept"]
+ADD_TALLY: Final = SCRIPTS["add_tally"]
 CHECK_PARENTS: Final = SCRIPTS["check_parents"]
 SCHEDULE_TICK: Final = SCRIPTS["schedule_tick"]
 CLAIM: Final = SCRIPTS["claim"]

@@ -7,14 +7,15 @@
 --           jobsvc does not have)
 --
 -- KEYS: none
--- ARGV: [1] check the quotas (0/1), [2] the default most open jobs, [3] the default submits per second,
---       [4] the queue whose difference to reply ('' for none), [5] the jobs, packed (cmsgpack): {{action,
+-- ARGV: [1] the default quotas, packed (over_quota; '' to leave them unchecked), [2] the queue whose
+--       difference to reply ('' for none), [3] the jobs, packed (cmsgpack): {{action,
 --       id, queue, ARQ queue key, record judged ('' for none), packed job (adopt) or result record,
 --       result ttl ms, dead letter ms, {index keys}, {meta field, value, ...}, created ms}, ...}
 -- Replies: {{outcome per job}, difference}
 --   outcomes: 'adopted', 'failed', 'refused', 'changed' (no longer what was judged: left alone),
---             'over_open' or 'over_rate' (held back by the tenant's quota: left waiting)
---   difference: ZCARD minus jobsvc's count in ARGV[4]'s ARQ queue, after these (0 for none)
+--             or over_quota's refusal ('over_open', 'over_rate', ...: held back by the tenant's quota,
+--             left waiting)
+--   difference: ZCARD minus jobsvc's count in ARGV[2]'s ARQ queue, after these (0 for none)
 
 --- @include "fmt"
 --- @include "now_ms"
@@ -37,8 +38,8 @@ end
 
 local function adopt(key, id, packed, index_keys)
   local a = unpack_job(packed)
-  if ARGV[1] == '1' then
-    local refused = over_quota(a.tenant, 1, ARGV[2], ARGV[3])
+  if ARGV[1] ~= '' then
+    local refused = over_quota(a.tenant, 1, #a.record, ARGV[1])
     if refused then return refused[1] end
   end
   local ttl = redis.call('PTTL', job_key(id))
@@ -69,7 +70,7 @@ end
 
 local outcomes = {}
 local now = now_ms()
-for i, item in ipairs(cmsgpack.unpack(ARGV[5])) do
+for i, item in ipairs(cmsgpack.unpack(ARGV[3])) do
   local action, id, q, key = item[1], item[2], item[3], item[4]
   if not unchanged(key, id, item[5]) then
     outcomes[i] = 'changed'
@@ -89,8 +90,8 @@ for i, item in ipairs(cmsgpack.unpack(ARGV[5])) do
   end
 end
 local difference = 0
-if ARGV[4] ~= '' then
-  local owned = tonumber(redis.call('HGET', '${ARQ_OWNED}', ARGV[4]) or '0')
-  difference = redis.call('ZCARD', arq_queue_key(ARGV[4])) - owned
+if ARGV[2] ~= '' then
+  local owned = tonumber(redis.call('HGET', '${ARQ_OWNED}', ARGV[2]) or '0')
+  difference = redis.call('ZCARD', arq_queue_key(ARGV[2])) - owned
 end
 return {outcomes, difference}

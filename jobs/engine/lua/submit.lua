@@ -2,10 +2,10 @@
 --
 -- KEYS: [1] index of the tenant's jobs, [2] index by type, [3] index by queue, [4] the Idempotency-Key
 --       record (unused when ARGV[1] is '')
--- ARGV: [1] idempotency value to record ('' for no Idempotency-Key), [2] its ttl ms, [3] check the
---       quotas (0/1), [4] the default most open jobs, [5] the default submits per second, [6] the job,
---       packed (see unpack_job), [7] optional: the id of the ended job this one runs again (a replay or
---       a retry), marked ``replayed_as`` this job and taken out of the dead letters in this script
+-- ARGV: [1] idempotency value to record ('' for no Idempotency-Key), [2] its ttl ms, [3] the default
+--       quotas, packed (over_quota; '' to leave the quotas unchecked), [4] the job, packed (see
+--       unpack_job), [5] optional: the id of the ended job this one runs again (a replay or a retry),
+--       marked ``replayed_as`` this job and taken out of the dead letters in this script
 -- Replies {outcome, detail}:
 --   {'created', parents waited for}  written
 --   {'duplicate', the earlier value} the Idempotency-Key was used: nothing written
@@ -13,9 +13,12 @@
 --   {'unknown_parent', parent id}    a parent is not the tenant's waiting, running or ended job
 --   {'parent_<outcome>', parent id}  a parent failed or was cancelled: it could never run
 --   {'over_open', ''}                the tenant has as many open jobs as its quota allows
+--   {'over_kept_jobs', budget}       the tenant keeps as many jobs as its budget allows
+--   {'over_kept_bytes', budget}      the job would take the tenant's kept bytes past its budget
+--   {'over_budget', budget}          the job alone is larger than the tenant's bytes budget
 --   {'over_rate', ms to wait}        the tenant submitted as many jobs this second as it may
---   {'gone', ''}                     (with ARGV[7]) the job to run again has expired: nothing written
---   {'replayed', new job id}         (with ARGV[7]) it ran again already, as that job: nothing written
+--   {'gone', ''}                     (with ARGV[5]) the job to run again has expired: nothing written
+--   {'replayed', new job id}         (with ARGV[5]) it ran again already, as that job: nothing written
 
 --- @include "unpack_job"
 --- @include "over_quota"
@@ -26,14 +29,14 @@ if ARGV[1] ~= '' then
   local prior = redis.call('GET', KEYS[4])
   if prior then return {'duplicate', prior} end
 end
-local job = unpack_job(ARGV[6])
-local again = ARGV[7]
+local job = unpack_job(ARGV[4])
+local again = ARGV[5]
 if again and again ~= '' then
   local refused = replay_refusal(again)
   if refused then return refused end
 end
-if ARGV[3] == '1' then
-  local refused = over_quota(job.tenant, 1, ARGV[4], ARGV[5])
+if ARGV[3] ~= '' then
+  local refused = over_quota(job.tenant, 1, #job.record, ARGV[3])
   if refused then return refused end
 end
 local outcome = enqueue(job, {KEYS[1], KEYS[2], KEYS[3]})

@@ -4,12 +4,12 @@
 --
 -- KEYS: none (each job brings its index keys)
 -- ARGV: [1] the jobs, packed (cmsgpack) with their three index keys: {{index keys, packed job}, ...}
---       [2] optional: the tenant whose quotas to reserve for the whole batch, [3] the default most open
---       jobs, [4] the default submits per second (as reserve_quota.lua takes them)
+--       [2] optional: the tenant whose quotas to reserve for the whole batch, [3] its default quotas,
+--       packed (as reserve_quota.lua takes them)
 -- Replies a list, one {outcome, detail} per job in order, as submit.lua gives them: {'created', parents
 --   waited for}, {'exists', ''}, {'unknown_parent', parent id} or {'parent_<outcome>', parent id}; or,
---   when the quotas refuse the batch, that refusal alone and nothing written: {'over_open', ''} or
---   {'over_rate', ms to wait}
+--   when the quotas refuse the batch, that refusal alone and nothing written (over_quota's: {'over_open',
+--   ''}, {'over_rate', ms to wait}, ...)
 
 --- @include "unpack_job"
 --- @include "enqueue"
@@ -17,13 +17,18 @@
 --- @include "over_quota"
 
 local items = cmsgpack.unpack(ARGV[1])
+local jobs, bytes = {}, 0
+for i, item in ipairs(items) do
+  jobs[i] = unpack_job(item[2])
+  bytes = bytes + #jobs[i].record
+end
 if ARGV[2] then
-  local refused = over_quota(ARGV[2], #items, ARGV[3], ARGV[4])
+  local refused = over_quota(ARGV[2], #items, bytes, ARGV[3])
   if refused then return refused end
 end
 local replies, tally = {}, {}
 for i, item in ipairs(items) do
-  replies[i] = enqueue(unpack_job(item[2]), item[1], tally)
+  replies[i] = enqueue(jobs[i], item[1], tally)
 end
 write_counts(tally)
 return replies

@@ -126,43 +126,48 @@ async def revoke_key(key_id: KeyId, caller: AdminKey, request: Request) -> None:
     await _audited(request, caller, "key.revoke", owner, key_id=key_id)
 
 
-@router.get("/tenants", response_model=TenantList, summary="Tenants, their open jobs and quotas")
+@router.get("/tenants", response_model=TenantList, summary="Tenants, their open and kept jobs and quotas")
 async def list_tenants(caller: AdminKey, request: Request) -> TenantList:
     """An admin's own tenant; every tenant for an operator."""
     views = [view for view in await _tenants(request).list() if caller.may_manage(view.name)]
     return TenantList(tenants=[TenantQuotas.from_view(view) for view in views])
 
 
+@router.get(
+    "/tenants/{tenant}",
+    response_model=TenantQuotas,
+    responses=problems(INVALID_PARAMETER),
+    summary="A tenant's open and kept jobs, quotas and storage budget",
+)
+async def get_tenant(tenant: Tenant, caller: AdminKey, request: Request) -> TenantQuotas:
+    """An admin's own tenant; any tenant for an operator."""
+    _own(caller, tenant)
+    return TenantQuotas.from_view(await _tenants(request).get(tenant))
+
+
 @router.put(
     "/tenants/{tenant}/quotas",
     response_model=TenantQuotas,
     responses=problems({**BODY_PROBLEMS, **INVALID_PARAMETER}),
-    summary="Set a tenant's quotas",
+    summary="Set a tenant's quotas and storage budget",
 )
 async def set_quotas(
     tenant: Tenant, body: TenantQuotas.Update, caller: AdminKey, request: Request
 ) -> TenantQuotas:
-    """Fields left out (or null) go back to the defaults (JOBSVC_TENANT_MAX_OPEN_JOBS, …_SUBMITS_PER_S).
-    An admin may lower its own tenant's quotas; raising one above what it is now (a reset to a higher
-    default included) takes an operator, so an admin cannot undo an operator's limit."""
+    """Fields left out (or null) go back to the defaults (JOBSVC_TENANT_MAX_OPEN_JOBS, …_SUBMITS_PER_S,
+    …_MAX_KEPT_JOBS, …_MAX_KEPT_BYTES). An admin may lower its own tenant's quotas; raising one above
+    what it is now (a reset to a higher default included) takes an operator, so an admin cannot undo an
+    operator's limit."""
     _own(caller, tenant)
     store = _tenants(request)
+    wanted = body.model_dump()
     if not caller.is_operator:
         now = (await store.get(tenant)).quotas
         defaults = request.app.state.settings.default_quotas
-        wanted_open = body.max_open_jobs or defaults.max_open_jobs
-        wanted_rate = body.submits_per_s or defaults.submits_per_s
-        if wanted_open > now.max_open_jobs or wanted_rate > now.submits_per_s:
+        if any((value or getattr(defaults, name)) > getattr(now, name) for name, value in wanted.items()):
             raise Forbidden("Only an operator key raises a tenant's quotas.", scope=OPERATOR)
-    await store.set_quotas(tenant, max_open_jobs=body.max_open_jobs, submits_per_s=body.submits_per_s)
-    await _audited(
-        request,
-        caller,
-        "tenant.quotas",
-        tenant,
-        max_open_jobs=body.max_open_jobs,
-        submits_per_s=body.submits_per_s,
-    )
+    await store.set_quotas(tenant, wanted)
+    await _audited(request, caller, "tenant.quotas", tenant, **wanted)
     return TenantQuotas.from_view(await store.get(tenant))
 
 

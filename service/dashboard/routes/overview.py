@@ -73,6 +73,8 @@ async def overview(request: Request, store: StoreDep, settings: SettingsDep) -> 
         "nav": "overview",
         "open_jobs": tenant.open_jobs,
         "max_open_jobs": tenant.quotas.max_open_jobs,
+        "kept": tenant.kept,
+        "quotas": tenant.quotas,
         "listed_jobs": listed,
         "dead_letters": dead,
         "notice": notice_text(request.query_params),

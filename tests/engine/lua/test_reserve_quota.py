@@ -6,24 +6,25 @@ from arq import ArqRedis
 
 from jobs.engine import keys
 from jobs.engine.queue_ops import JobQueues, Quotas
-from tests.engine.lua.steps import submitted
+from tests.engine.lua.steps import ended, submitted
 
 
 async def test_reserve_quota_allows_a_batch_within_the_quotas_and_counts_its_submits(
     queues: JobQueues, redis: ArqRedis
 ) -> None:
-    assert await queues.reserve("acme", 5, Quotas(max_open_jobs=5, submits_per_s=5)) is None
+    assert await queues.reserve("acme", 5, 100, Quotas(max_open_jobs=5, submits_per_s=5)) is None
     counters = [key async for key in redis.scan_iter(match=f"{keys.TENANT_PREFIX}acme:submits:*")]
     assert [await redis.get(key) for key in counters] == [b"5"]
 
 
 async def test_reserve_quota_refuses_a_batch_that_would_pass_the_most_open_jobs(queues: JobQueues) -> None:
     await submitted(queues, "open", tenant="acme")
-    assert await queues.reserve("acme", 2, Quotas(max_open_jobs=2, submits_per_s=100)) == ("over_open", "")
+    refusal = await queues.reserve("acme", 2, 100, Quotas(max_open_jobs=2, submits_per_s=100))
+    assert refusal == ("over_open", "")
 
 
 async def test_reserve_quota_refuses_a_batch_over_the_submits_per_second(queues: JobQueues) -> None:
-    refusal = await queues.reserve("acme", 6, Quotas(max_open_jobs=100, submits_per_s=5))
+    refusal = await queues.reserve("acme", 6, 100, Quotas(max_open_jobs=100, submits_per_s=5))
     assert refusal is not None
     assert refusal.outcome == "over_rate"
     assert 0 < int(refusal.detail) <= 1000
@@ -33,4 +34,31 @@ async def test_reserve_quota_reads_the_tenants_own_quotas_before_the_defaults(
     queues: JobQueues, redis: ArqRedis
 ) -> None:
     await redis.hset(keys.tenant_quotas("acme"), mapping={"max_open_jobs": "50", "submits_per_s": "50"})
-    assert await queues.reserve("acme", 20, Quotas(max_open_jobs=1, submits_per_s=1)) is None
+    assert await queues.reserve("acme", 20, 100, Quotas(max_open_jobs=1, submits_per_s=1)) is None
+
+
+# -- the storage budget: jobs and bytes kept, ended jobs included ------------------------------------------
+
+BUDGET = Quotas(max_open_jobs=100, submits_per_s=100, max_kept_jobs=3, max_kept_bytes=10_000)
+
+
+async def test_reserve_quota_refuses_a_batch_past_the_jobs_a_tenant_may_keep_ended_ones_included(
+    queues: JobQueues,
+) -> None:
+    await ended(queues, "done")
+    assert await queues.reserve("acme", 2, 100, BUDGET) is None  # the default tenant's job is not acme's
+    await submitted(queues, "a1", tenant="acme")
+    await submitted(queues, "a2", tenant="acme")
+    assert await queues.reserve("acme", 2, 100, BUDGET) == ("over_kept_jobs", "3")
+    assert await queues.reserve("acme", 1, 100, BUDGET) is None
+
+
+async def test_reserve_quota_refuses_a_batch_past_the_bytes_a_tenant_may_keep(queues: JobQueues) -> None:
+    call = await submitted(queues, "a1", tenant="acme")
+    room = BUDGET.max_kept_bytes - call.size
+    assert await queues.reserve("acme", 1, room + 1, BUDGET) == ("over_kept_bytes", "10000")
+    assert await queues.reserve("acme", 1, room, BUDGET) is None
+
+
+async def test_reserve_quota_refuses_a_batch_larger_than_the_whole_budget_as_such(queues: JobQueues) -> None:
+    assert await queues.reserve("acme", 1, 10_001, BUDGET) == ("over_budget", "10000")

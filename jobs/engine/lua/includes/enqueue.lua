@@ -11,6 +11,7 @@
 --- @include "emit_event"
 --- @include "add_count"
 --- @include "count_arq_entry"
+--- @include "kept_key"
 
 -- Write one job (``a``, as ``unpack_job`` gives it): ARQ's record and queue entry, jobsvc's meta and
 -- indexes (``index_keys``), and its place in line, or in its parents' lists of dependents. Replies
@@ -32,7 +33,7 @@ local function enqueue(a, index_keys, tally)
   redis.call('PSETEX', job_key(id), a.job_ttl, a.record)
   redis.call('ZADD', arq_queue_key(a.queue), fmt(a.due), id)
   redis.call('HSET', meta_key(id), 'type', a.type, 'queue', a.queue, 'priority', a.priority,
-             'tenant', a.tenant, unpack(a.meta))
+             'tenant', a.tenant, 'kept_bytes', #a.record, unpack(a.meta))
   count_arq_entry(a.queue, id, tally)
   if #pending > 0 then
     redis.call('HSET', meta_key(id), 'waiting_for', #pending)
@@ -53,5 +54,7 @@ local function enqueue(a, index_keys, tally)
   if #pending == 0 and a.due > now then status = 'deferred' end
   emit_event(a.tenant, id, a.type, a.queue, 'status', status, nil)
   add_count(tally, '${METRICS}', 's|' .. a.type .. '|' .. a.queue, 1)
+  add_count(tally, kept_key(a.tenant), 'jobs', 1)
+  add_count(tally, kept_key(a.tenant), 'bytes', #a.record)
   return {'created', tostring(#pending)}
 end

@@ -1,14 +1,29 @@
 --- @include "now_ms"
 --- @include "open_key"
+--- @include "kept_now"
 
--- A tenant's quotas: at most max_open jobs not ended, at most per_s submits a second (an admin's
--- settings for the tenant, else the defaults given). Counts ``n`` submits; nil when allowed, else the
--- refusal: {'over_open', ''} or {'over_rate', ms until the next second}.
-local function over_quota(tenant, n, default_open, default_rate)
-  local set = redis.call('HMGET', '${TENANT_PREFIX}' .. tenant .. ':quotas', 'max_open_jobs', 'submits_per_s')
-  local max_open = tonumber(set[1]) or tonumber(default_open)
-  local max_rate = tonumber(set[2]) or tonumber(default_rate)
+-- A tenant's quotas and storage budget: at most max_open jobs not ended, per_s submits a second, and
+-- kept_jobs jobs and kept_bytes bytes kept (kept_key.lua), each an admin's setting for the tenant,
+-- else the default in ``quotas`` (jobs.engine.queue_ops.Quotas.packed: "max_open per_s kept_jobs
+-- kept_bytes").
+-- Counts ``n`` submits of ``bytes`` bytes of records; nil when allowed, else the refusal:
+-- {'over_open', ''}, {'over_kept_jobs', the budget}, {'over_kept_bytes', the budget},
+-- {'over_budget', the budget} (the submit alone is larger than the tenant's bytes budget) or
+-- {'over_rate', ms until the next second}.
+local function over_quota(tenant, n, bytes, quotas)
+  local default = {}
+  for value in string.gmatch(quotas, '%d+') do table.insert(default, value) end
+  local set = redis.call('HMGET', '${TENANT_PREFIX}' .. tenant .. ':quotas',
+                         'max_open_jobs', 'submits_per_s', 'max_kept_jobs', 'max_kept_bytes')
+  local max_open = tonumber(set[1] or default[1])
+  local max_rate = tonumber(set[2] or default[2])
+  local max_jobs = tonumber(set[3] or default[3])
+  local max_bytes = tonumber(set[4] or default[4])
+  if bytes > max_bytes then return {'over_budget', tostring(max_bytes)} end
   if tonumber(redis.call('GET', open_key(tenant)) or '0') + n > max_open then return {'over_open', ''} end
+  local jobs, kept_bytes = kept_now(tenant)
+  if jobs + n > max_jobs then return {'over_kept_jobs', tostring(max_jobs)} end
+  if kept_bytes + bytes > max_bytes then return {'over_kept_bytes', tostring(max_bytes)} end
   local now = now_ms()
   local key = '${TENANT_PREFIX}' .. tenant .. ':submits:' .. math.floor(now / 1000)
   local submitted = redis.call('INCRBY', key, n)

@@ -4,16 +4,21 @@
 --- @include "dependents_key"
 --- @include "emit_event"
 --- @include "observe_ms"
+--- @include "result_key"
+--- @include "job_key"
+--- @include "add_kept_bytes"
+--- @include "kept_until"
 
 -- Record how a job ended (once: a repeated end changes nothing): its outcome, its tenant's count of
--- open jobs, the queue's per-minute counts, the cluster's counters and run times (unless the caller
--- counts them: a worker tallies the ends of its own attempts, jobs.engine.metrics.Tally), its end
--- event, and whether dependents wait to be settled. Replies 'settle' (recorded, dependents wait),
+-- open jobs and its kept bytes (what its result keeps, until its records expire), the queue's
+-- per-minute counts, the cluster's counters and run times (unless the caller counts them: a worker
+-- tallies the ends of its own attempts, jobs.engine.metrics.Tally), its end event, and whether
+-- dependents wait to be settled. Replies 'settle' (recorded, dependents wait),
 -- 'ended' (recorded, or no outcome given) or 'ended_earlier' (its end was recorded before).
 local function record_outcome(q, id, outcome, now, counted_by_caller)
   if outcome == '' then return 'ended' end
   if redis.call('HSETNX', meta_key(id), 'outcome', outcome) == 0 then return 'ended_earlier' end
-  local m = redis.call('HMGET', meta_key(id), 'tenant', 'type', 'started_at')
+  local m = redis.call('HMGET', meta_key(id), 'tenant', 'type', 'started_at', 'kept_bytes')
   local tenant, labels = m[1] or '${DEFAULT_TENANT}', (m[2] or '') .. '|' .. q
   if not counted_by_caller then
     count_metric('f|' .. labels .. '|' .. outcome, 1)
@@ -22,6 +27,12 @@ local function record_outcome(q, id, outcome, now, counted_by_caller)
   emit_event(tenant, id, m[2] or '', q, 'status', outcome, nil)
   local open = open_key(tenant)
   if redis.call('DECR', open) <= 0 then redis.call('DEL', open) end
+  if m[4] then  -- counted in the budget since its submit (kept_key.lua): now what stays, until when
+    local result, lingering = redis.call('STRLEN', result_key(id)), redis.call('STRLEN', job_key(id))
+    add_kept_bytes(tenant, result + lingering - tonumber(m[4]))
+    kept_until(tenant, 1, result, redis.call('PTTL', meta_key(id)), now)  -- the result lives as the meta
+    if lingering > 0 then kept_until(tenant, 0, lingering, redis.call('PTTL', job_key(id)), now) end
+  end
   local stats = '${STATS_PREFIX}' .. q .. ':' .. math.floor(now / 60000)
   redis.call('HINCRBY', stats, outcome, 1)
   redis.call('EXPIRE', stats, 7200)
