@@ -155,13 +155,20 @@ def set_quotas(
     submits_per_s: int | None = None,
     max_kept_jobs: int | None = None,
     max_kept_bytes: int | None = None,
+    weight: int | None = None,
+    max_priority: int | None = None,
+    queues: list[str] | None = None,
 ) -> Call[TenantQuotas]:
-    """Set a tenant's quotas and storage budget; one left out (None) goes back to the service's default."""
+    """Set a tenant's quotas, storage budget and policy; one left out (None) goes back to the service's
+    default (for ``queues``: every queue)."""
     update = QuotasUpdate(
         max_open_jobs=max_open_jobs,
         submits_per_s=submits_per_s,
         max_kept_jobs=max_kept_jobs,
         max_kept_bytes=max_kept_bytes,
+        weight=weight,
+        max_priority=max_priority,
+        queues=queues,
     )
     return send("PUT", f"/v1/admin/tenants/{segment(tenant)}/quotas", TenantQuotas, update)
 

@@ -161,8 +161,15 @@ def wake(queue: str) -> str:
     return f"{PREFIX}wake:{queue}"
 
 
-#: counter giving every job that becomes ready its place in line
-READY_SEQUENCE = f"{PREFIX}seq"
+def fair_share(queue: str) -> str:
+    """Hash of a queue's fair-share clocks (lua/includes/fair_tag.lua): ``<tenant>|<priority>`` -> the
+    virtual tag of that tenant's last job placed at that priority, ``|<priority>`` -> the tag of the
+    job of that priority claimed last (the queue's virtual time)."""
+    return f"{PREFIX}fair:{queue}"
+
+
+#: a tenant's fair-share weight ranges from 1 to this; its jobs are this / weight apart in virtual time
+MAX_TENANT_WEIGHT = 100
 #: the source of lease tokens: each claim holds the next, in its job's in-progress lock (fencing)
 LEASE_SEQUENCE = f"{PREFIX}lease_seq"
 #: hash: queue -> epoch ms when an operator paused it; no worker starts a job from a queue named here

@@ -150,6 +150,8 @@ class EnqueueCall:
     tenant: str
     #: bytes of the job's record (ARQ's, params included): what its tenant's storage budget counts
     size: int
+    queue: str
+    priority: int
 
     @property
     def packed(self) -> bytes:
@@ -191,6 +193,8 @@ def enqueue_call(
         written=Written(created_ms=created, due_ms=due),
         tenant=job.tenant,
         size=len(record),
+        queue=job.queue,
+        priority=job.priority,
     )
 
 
@@ -198,7 +202,15 @@ def enqueue_call(
 
 #: what a submit script answers for one job (``lua/submit.lua``'s header says when)
 EnqueueOutcome = Literal["created", "exists", "unknown_parent", "parent_failed", "parent_cancelled"]
-QuotaOutcome = Literal["over_open", "over_rate", "over_kept_jobs", "over_kept_bytes", "over_budget"]
+QuotaOutcome = Literal[
+    "queue_not_allowed",
+    "priority_not_allowed",
+    "over_open",
+    "over_rate",
+    "over_kept_jobs",
+    "over_kept_bytes",
+    "over_budget",
+]
 SubmitOutcome = Literal[EnqueueOutcome, QuotaOutcome, "duplicate", "gone", "replayed"]
 ParentsOutcome = Literal["ok", "unknown_parent", "parent_failed", "parent_cancelled"]
 TickOutcome = Literal["created", "taken", "skipped", "exists"]
@@ -222,7 +234,8 @@ class SubmitReply(NamedTuple):
 class QuotaRefusal(NamedTuple):
     """Why a tenant may not submit now; for ``over_rate``, the ms until it may; for ``over_kept_jobs``,
     ``over_kept_bytes`` and ``over_budget`` (the submit alone is larger than the bytes budget), the
-    budget; else ''."""
+    budget; the queue for ``queue_not_allowed``, the tenant's highest for ``priority_not_allowed``;
+    else ''."""
 
     outcome: QuotaOutcome
     detail: str
@@ -518,10 +531,14 @@ class JobQueues:
             replies = await self._with_replica_acks(pipe)
         return decode_submit(replies[0])
 
-    async def reserve(self, tenant: str, jobs: int, size: int, quotas: Quotas) -> QuotaRefusal | None:
-        """Count ``jobs`` submits of ``size`` bytes of records against a tenant's quotas at once; None when
-        allowed, else the refusal."""
-        return decode_reserve_quota(await self._reserve_quota(args=[tenant, jobs, size, quotas.packed]))
+    async def reserve(self, calls: Sequence[EnqueueCall], quotas: Quotas) -> QuotaRefusal | None:
+        """Count a batch's submits (its jobs, their bytes, queues and priorities) against its tenant's
+        policy and quotas at once; None when allowed, else the refusal."""
+        size = sum(call.size for call in calls)
+        top = max(call.priority for call in calls)
+        used = sorted({call.queue for call in calls})
+        args: list[str | int] = [calls[0].tenant, len(calls), size, quotas.packed, top, *used]
+        return decode_reserve_quota(await self._reserve_quota(args=args))
 
     async def check_parents(self, tenant: str, parent_lists: Sequence[Sequence[str]]) -> list[ParentsVerdict]:
         """For each list of parents, in one pipelined round trip: ``ok``, or the refusal a submit naming
@@ -545,8 +562,7 @@ class JobQueues:
         reserve_in_script = quotas is not None and len(calls) <= SUBMIT_MANY_CHUNK
         refused = None
         if quotas is not None and not reserve_in_script:
-            size = sum(call.size for call in calls)
-            refused = await self.reserve(tenant, len(calls), size, quotas)
+            refused = await self.reserve(calls, quotas)
         if refused is not None:
             raise QuotaRefused(refused)
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -9,6 +9,7 @@
     ├── JobAlreadyFinished       409  the job ended before it could be cancelled
     ├── JobNotRetryable          409  the job cannot run again (not failed or cancelled, already retried)
     ├── PayloadTooLarge          413  the body is over the configured limit
+    ├── NotAllowedForTenant      403  a queue or a priority the tenant may not use
     ├── QuotaExceeded            429  over the tenant's submits per second or open jobs
     ├── StorageBudgetExceeded    429  the tenant keeps as many jobs or bytes as its budget allows
     ├── LargerThanBudget         413  one submit is larger than the tenant's whole storage budget
@@ -116,6 +117,10 @@ class KeyNotFound(ServiceError):
 
 class QuotaExceeded(ServiceError):
     status, slug, title = 429, "quota-exceeded", "Quota exceeded"
+
+
+class NotAllowedForTenant(ServiceError):
+    status, slug, title = 403, "not-allowed-for-tenant", "Not allowed for this tenant"
 
 
 class StorageBudgetExceeded(ServiceError):
@@ -277,6 +282,7 @@ BODY_PROBLEMS: dict[int, str] = {
 }
 INVALID_PARAMETER: dict[int, str] = {422: "A parameter fails its schema; `errors` points at each."}
 OVER_QUOTA: dict[int, str] = {
+    403: "A queue or priority the tenant may not use, or the key lacks the scope.",
     413: "The body is larger than the service accepts (JOBSVC_MAX_BODY_BYTES), or its jobs are larger than "
     "the tenant's whole storage budget.",
     429: "Over the tenant's quota of submits per second or of open jobs, or its storage budget.",

@@ -17,8 +17,9 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from jobs.definition import MAX_ATTEMPTS_LIMIT
-from jobs.engine.keys import TENANT_NAME
+from jobs.engine.keys import MAX_TENANT_WEIGHT, TENANT_NAME
 from jobs.engine.webhook_secrets import MAX_GRACE_S
+from jobs.queues import QUEUE_NAMES
 from jobs.status import JobStatus
 
 
@@ -417,6 +418,10 @@ class ApiKeyList(BaseModel):
     keys: list[ApiKeyView]
 
 
+#: one of the queues this service has (jobs.queues)
+QueueName = Literal[QUEUE_NAMES]  # type: ignore[valid-type]
+
+
 class TenantQuotas(BaseModel):
     tenant: str
     open_jobs: int = Field(description="Its jobs that wait or run now.")
@@ -430,6 +435,12 @@ class TenantQuotas(BaseModel):
     max_kept_bytes: int = Field(
         description="Its storage budget in bytes (429 beyond; 413 for a submit larger than all of it)."
     )
+    weight: int = Field(
+        description="Its share of the workers beside other tenants with ready jobs in the same queue and "
+        "priority: they take turns, this many of its jobs per turn of a tenant of weight 1."
+    )
+    max_priority: int = Field(description="The highest priority it may submit at (403 beyond).")
+    queues: list[str] | None = Field(description="The queues it may submit to (403 others); null: all.")
 
     class Update(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -438,6 +449,9 @@ class TenantQuotas(BaseModel):
         submits_per_s: int | None = Field(None, ge=1, le=1_000_000)
         max_kept_jobs: int | None = Field(None, ge=1, le=1_000_000_000)
         max_kept_bytes: int | None = Field(None, ge=1024, le=1 << 40)
+        weight: int | None = Field(None, ge=1, le=MAX_TENANT_WEIGHT)
+        max_priority: int | None = Field(None, ge=0, le=9)
+        queues: list[QueueName] | None = Field(None, min_length=1, max_length=len(QUEUE_NAMES))
 
     @classmethod
     def from_view(cls, view: Any) -> TenantQuotas:
@@ -450,6 +464,9 @@ class TenantQuotas(BaseModel):
             submits_per_s=view.quotas.submits_per_s,
             max_kept_jobs=view.quotas.max_kept_jobs,
             max_kept_bytes=view.quotas.max_kept_bytes,
+            weight=view.policy.weight,
+            max_priority=view.policy.max_priority,
+            queues=list(view.policy.queues) if view.policy.queues is not None else None,
         )
 
 

@@ -41,6 +41,7 @@ from service.api.errors import (
     JobNotFound,
     JobNotRetryable,
     LargerThanBudget,
+    NotAllowedForTenant,
     QuotaExceeded,
     StorageBudgetExceeded,
 )
@@ -359,7 +360,7 @@ def _raise_unless_created(
                 }
             ]
         )
-    if outcome.startswith("over_"):
+    if outcome.startswith("over_") or outcome.endswith("_not_allowed"):
         _raise_over_quota(outcome, detail)
     if outcome.startswith("parent_"):
         raise DependencyFailed(
@@ -369,6 +370,10 @@ def _raise_unless_created(
 
 
 def _raise_over_quota(outcome: str, detail: str) -> NoReturn:
+    if outcome == "queue_not_allowed":
+        raise NotAllowedForTenant(f"This tenant may not submit to queue {detail}.")
+    if outcome == "priority_not_allowed":
+        raise NotAllowedForTenant(f"This tenant may submit at priorities up to {detail} only.")
     if outcome == "over_budget":
         raise LargerThanBudget(
             f"These jobs' records are larger than all this tenant may keep in Redis ({detail} bytes)."

@@ -22,6 +22,18 @@ IDEMPOTENCY_PATTERN = keys.idempotency(keys.DEFAULT_TENANT, "").rpartition(":")[
 
 #: the quota fields an admin may set per tenant, as the tenant's quotas hash and over_quota.lua name them
 QUOTA_FIELDS = ("max_open_jobs", "submits_per_s", "max_kept_jobs", "max_kept_bytes")
+#: and its policy's, in the same hash: fair-share weight (fair_tag.lua), highest priority, queues
+POLICY_FIELDS = ("weight", "max_priority", "queues")
+
+
+@dataclass(frozen=True)
+class TenantPolicy:
+    """What a tenant may use: its share of the workers beside other tenants with ready work, the highest
+    priority it may submit at, and the queues it may submit to (None: every queue)."""
+
+    weight: int = 1
+    max_priority: int = 9
+    queues: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,7 @@ class TenantView:
     open_jobs: int
     kept: Kept
     quotas: Quotas
+    policy: TenantPolicy
 
 
 class TenantStore:
@@ -55,18 +68,21 @@ class TenantStore:
             open_jobs=int(open_jobs or 0),
             kept=decode_read_kept(kept),
             quotas=self._quotas(quotas),
+            policy=_policy(quotas),
         )
 
-    async def set_quotas(self, tenant: str, quotas: dict[str, int | None]) -> None:
-        """Set the tenant's own quotas (QUOTA_FIELDS); a None value goes back to the default, a field left
-        out stays as it is."""
+    async def set_quotas(self, tenant: str, changes: dict[str, int | builtins.list[str] | None]) -> None:
+        """Set the tenant's own quotas and policy (QUOTA_FIELDS, POLICY_FIELDS); a None value goes back to
+        the default, a field left out stays as it is."""
         key = keys.tenant_quotas(tenant)
         async with self.redis.pipeline(transaction=True) as pipe:
-            for field, value in quotas.items():
-                if field not in QUOTA_FIELDS:
+            for field, value in changes.items():
+                if field not in QUOTA_FIELDS + POLICY_FIELDS:
                     raise ValueError(f"no quota {field!r}")
                 if value is None:
                     pipe.hdel(key, field)
+                elif isinstance(value, list):  # as over_quota.lua looks queues up: ",a,b,"
+                    pipe.hset(key, field, "," + ",".join(value) + ",")
                 else:
                     pipe.hset(key, field, str(value))
             pipe.zadd(keys.TENANTS, {tenant: int(time.time() * 1000)}, nx=True)
@@ -133,3 +149,13 @@ class TenantStore:
         return Quotas(
             **{field: int(raw.get(field.encode()) or getattr(self.defaults, field)) for field in QUOTA_FIELDS}
         )
+
+
+def _policy(raw: dict[bytes, bytes]) -> TenantPolicy:
+    default = TenantPolicy()
+    queues = raw.get(b"queues")
+    return TenantPolicy(
+        weight=int(raw.get(b"weight") or default.weight),
+        max_priority=int(raw.get(b"max_priority") or default.max_priority),
+        queues=tuple(name for name in queues.decode().split(",") if name) if queues else None,
+    )

@@ -18,8 +18,10 @@ import httpx
 import pytest
 from arq import ArqRedis
 
+from jobs.catalogue.diag import DIAG_LOG
 from jobs.engine import keys
 from service.api.app import create_app
+from service.api.schemas import TenantQuotas
 from service.config import Settings
 from tests.conftest import auth
 from tests.helpers import assert_problem, dead_letter_ids, serve
@@ -425,6 +427,9 @@ async def test_an_admin_sets_a_tenants_quotas_and_sees_its_open_jobs(
         "submits_per_s": settings.tenant_submits_per_s,
         "max_kept_jobs": settings.tenant_max_kept_jobs,
         "max_kept_bytes": settings.tenant_max_kept_bytes,
+        "weight": 1,
+        "max_priority": 9,
+        "queues": None,
     }
     assert (await tenants.admin.get("/v1/admin/tenants/acme")).json() == changed.json()
     listed = {t["tenant"]: t for t in (await tenants.admin.get("/v1/admin/tenants")).json()["tenants"]}
@@ -540,6 +545,85 @@ async def test_an_admin_lowers_its_own_tenants_budget_and_only_an_operator_raise
         assert_problem(await acme_admin.get("/v1/admin/tenants/globex"), 403)
     by_operator = await tenants.admin.put("/v1/admin/tenants/acme/quotas", json={})
     assert by_operator.json()["max_kept_jobs"] == settings.tenant_max_kept_jobs
+
+
+# -- fair share and policy: what one tenant may take from the others -----------------------------------------
+
+
+def recorded(label: str, **fields: Any) -> dict[str, Any]:
+    """A ``diag.record`` job: its label goes into the diagnostics log when it starts."""
+    return {"type": "diag.record", "params": {"label": label}, **fields}
+
+
+async def test_a_flood_from_one_tenant_delays_another_tenants_job_by_about_one_job(
+    tenants: Tenants, redis: ArqRedis, run_jobs: Any
+) -> None:
+    for start in range(0, 300, 100):
+        flood = {"jobs": [recorded(f"acme-{i}") for i in range(start, start + 100)]}
+        assert (await tenants.acme.post("/v1/jobs:batch", json=flood)).status_code == 202
+    await post_job(tenants.globex, recorded("globex"))
+    await run_jobs(max_jobs=1)  # one at a time: the log is the order the workers took them in
+    order = [label.decode() for label in await redis.lrange(DIAG_LOG, 0, -1)]
+    assert len(order) == 301
+    assert order.index("globex") <= 1, order[:5]
+    assert [label for label in order if label.startswith("acme")] == [f"acme-{i}" for i in range(300)]
+
+
+async def test_a_heavier_tenant_gets_more_turns_in_proportion(
+    tenants: Tenants, redis: ArqRedis, run_jobs: Any
+) -> None:
+    weighted = await tenants.admin.put("/v1/admin/tenants/globex/quotas", json={"weight": 4})
+    assert weighted.json()["weight"] == 4
+    for client, name in ((tenants.acme, "acme"), (tenants.globex, "globex")):
+        batch = {"jobs": [recorded(f"{name}-{i}") for i in range(50)]}
+        assert (await client.post("/v1/jobs:batch", json=batch)).status_code == 202
+    await run_jobs(max_jobs=1)
+    first_25 = [label.decode() for label in await redis.lrange(DIAG_LOG, 0, 24)]
+    assert sum(label.startswith("globex") for label in first_25) == 20, first_25
+
+
+async def test_a_tenant_submits_only_to_its_queues_and_up_to_its_priority(
+    tenants: Tenants, redis: ArqRedis
+) -> None:
+    limited = await tenants.admin.put(
+        "/v1/admin/tenants/acme/quotas", json={"queues": ["default", "bulk"], "max_priority": 5}
+    )
+    assert (limited.json()["queues"], limited.json()["max_priority"]) == (["default", "bulk"], 5)
+    before = without_rate_counters(await redis_contents(redis))
+    for body in (
+        {**NOOP, "queue": "critical"},
+        {**NOOP, "priority": 9},
+    ):
+        refused = await tenants.acme.post("/v1/jobs", json=body)
+        assert assert_problem(refused, 403)["type"] == "/problems/not-allowed-for-tenant", body
+        in_batch = await tenants.acme.post("/v1/jobs:batch", json={"jobs": [NOOP, body]})
+        assert assert_problem(in_batch, 403)["type"] == "/problems/not-allowed-for-tenant", body
+    assert without_rate_counters(await redis_contents(redis)) == before
+    assert (await post_job(tenants.acme, {**NOOP, "queue": "bulk", "priority": 5}))["status"] == "queued"
+    assert (await post_job(tenants.globex, {**NOOP, "queue": "critical", "priority": 9}))[
+        "status"
+    ] == "queued"
+    unknown = await tenants.admin.put("/v1/admin/tenants/acme/quotas", json={"queues": ["nowhere"]})
+    assert_problem(unknown, 422)
+
+
+async def test_an_admin_narrows_its_tenants_policy_and_only_an_operator_widens_it(
+    tenants: Tenants, app: Any
+) -> None:
+    own = await tenants.admin.post("/v1/admin/keys", json={"tenant": "acme", "scopes": ["admin"]})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://jobsvc.test", headers=auth(own.json()["key"])
+    ) as acme_admin:
+        narrowed = await acme_admin.put(
+            "/v1/admin/tenants/acme/quotas", json={"queues": ["default"], "max_priority": 5}
+        )
+        assert narrowed.status_code == 200, narrowed.text
+        settable = {name: narrowed.json()[name] for name in TenantQuotas.Update.model_fields}
+        for wider in ({"queues": ["default", "critical"]}, {"max_priority": 6}, {"weight": 2}):
+            refused = await acme_admin.put("/v1/admin/tenants/acme/quotas", json={**settable, **wider})
+            assert_problem(refused, 403, str(wider))
+        same = await acme_admin.put("/v1/admin/tenants/acme/quotas", json=settable)
+        assert same.status_code == 200, same.text
 
 
 # -- deleting a tenant's jobs -----------------------------------------------------------------------------

@@ -51,6 +51,9 @@ class TenantQuotas(BaseModel):
     submits_per_s: int
     max_kept_jobs: int = Field(description="Its storage budget in jobs.")
     max_kept_bytes: int = Field(description="Its storage budget in bytes.")
+    weight: int = Field(description="Its fair-share weight beside other tenants with ready jobs.")
+    max_priority: int = Field(description="The highest priority it may submit at.")
+    queues: list[str] | None = Field(description="The queues it may submit to; None: all.")
 
 
 class QuotasUpdate(BaseModel):
@@ -62,6 +65,9 @@ class QuotasUpdate(BaseModel):
     submits_per_s: int | None = None
     max_kept_jobs: int | None = None
     max_kept_bytes: int | None = None
+    weight: int | None = None
+    max_priority: int | None = None
+    queues: list[str] | None = None
 
 
 class TenantList(BaseModel):

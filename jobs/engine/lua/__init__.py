@@ -35,8 +35,10 @@ from jobs.engine.metrics import BUCKETS_MS
 #: how long ARQ's run_job keeps a job's attempt counter (``arq:retry:<id>``), hard-coded there
 ARQ_RETRY_TTL_S = 88_400
 
-#: width of one priority band in the ready set's scores (2**44 arrivals per band before they mix)
-PRIORITY_BAND = 2**44
+#: width of one priority band in the ready set's scores: fair-share tags (fair_tag.lua) grow by at most
+#: MAX_TENANT_WEIGHT per job claimed, so a band holds 2**49 / 100 claims (18 years at 10,000 a second)
+#: before they mix; ten bands stay below 2**53, the largest integer a score holds exactly
+PRIORITY_BAND = 2**49
 
 
 def _prefix(build: Callable[[str], str]) -> str:
@@ -66,7 +68,8 @@ PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "DEFERRED_PREFIX": _prefix(keys.deferred),
     "RUNNING_PREFIX": _prefix(keys.running),
     "WAKE_PREFIX": _prefix(keys.wake),
-    "READY_SEQUENCE": keys.READY_SEQUENCE,
+    "FAIR_PREFIX": _prefix(keys.fair_share),
+    "MAX_TENANT_WEIGHT": keys.MAX_TENANT_WEIGHT,
     "LEASE_SEQUENCE": keys.LEASE_SEQUENCE,
     "PAUSED_QUEUES": keys.PAUSED_QUEUES,
     "TIMERS": keys.TIMERS,

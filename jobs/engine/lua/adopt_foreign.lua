@@ -39,7 +39,7 @@ end
 local function adopt(key, id, packed, index_keys)
   local a = unpack_job(packed)
   if ARGV[1] ~= '' then
-    local refused = over_quota(a.tenant, 1, #a.record, ARGV[1])
+    local refused = over_quota(a.tenant, 1, #a.record, ARGV[1], {[a.queue] = true}, a.priority)
     if refused then return refused[1] end
   end
   local ttl = redis.call('PTTL', job_key(id))

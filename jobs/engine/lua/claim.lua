@@ -33,6 +33,7 @@
 --- @include "running_key"
 --- @include "wake"
 --- @include "place_if_waiting"
+--- @include "fair_tag"
 --- @include "release_slot"
 --- @include "emit_event"
 --- @include "emit_status"
@@ -72,8 +73,9 @@ for _, q in ipairs(queues) do
     local id, score = due[i], tonumber(due[i + 1])
     redis.call('ZREM', deferred_key(q), id)
     if redis.call('ZSCORE', arq_queue_key(q), id) then
-      local seq = redis.call('INCR', '${READY_SEQUENCE}')
-      redis.call('ZADD', ready_key(q), fmt((score % 10) * ${PRIORITY_BAND} + seq), id)
+      local band = score % 10  -- 9 - priority
+      local tag = fair_tag(q, redis.call('HGET', meta_key(id), 'tenant') or '${DEFAULT_TENANT}', 9 - band)
+      redis.call('ZADD', ready_key(q), fmt(band * ${PRIORITY_BAND} + tag), id)
       emit_status(id, 'queued', nil)
     end
   end
@@ -131,6 +133,8 @@ local function admit(q, id, jtype, part, priority)
 end
 
 local claims = {}
+-- the fair-share virtual time of each queue and priority, as the jobs taken from it move it on
+local clocks = {}
 local function claim_from(q, quota)
   local taken, looked = 0, 0
   while taken < quota and looked < quota * 4 + 16 do
@@ -138,6 +142,8 @@ local function claim_from(q, quota)
     if #popped == 0 then break end
     looked = looked + 1
     local id = popped[1]
+    local band = math.floor(tonumber(popped[2]) / ${PRIORITY_BAND})
+    clocks[q .. ' ' .. (9 - band)] = tonumber(popped[2]) - band * ${PRIORITY_BAND}
     local score = redis.call('ZSCORE', arq_queue_key(q), id)
     if score and redis.call('EXISTS', in_progress_key(id)) == 1 then
       -- someone holds its lock: leave it to the lease (tracked, so that a lapse brings it back)
@@ -199,6 +205,11 @@ while left > 0 do
     end
     credits[best] = credits[best] + sum
   end
+end
+
+for at, tag in pairs(clocks) do
+  local q, priority = string.match(at, '^(%S+) (%d)$')
+  redis.call('HSET', '${FAIR_PREFIX}' .. q, '|' .. priority, fmt(tag))
 end
 
 -- Each queue's timer, exactly: its first deferred job's due time or its first lease's end.

@@ -39,7 +39,6 @@
 --- @include "running_key"
 --- @include "deleted_key"
 --- @include "tenant_of"
---- @include "priority_of"
 --- @include "place"
 --- @include "release_slot"
 --- @include "record_outcome"
@@ -82,8 +81,8 @@ local function release()
     if not due then return 'gone' end
     due = tonumber(due) + tonumber(ARGV[8])
     redis.call('ZADD', arq_queue_key(q), fmt(due), id)
-    place(q, id, due, priority_of(id), now)
-    local m = redis.call('HMGET', meta_key(id), 'tenant', 'type')
+    local m = redis.call('HMGET', meta_key(id), 'tenant', 'type', 'priority')
+    place(q, id, due, tonumber(m[3]) or 5, now, m[1] or '${DEFAULT_TENANT}')
     local reason = 'handed_back'
     if ARGV[9] ~= '1' then reason = 'retry' end  -- the worker tallies the retry (jobs.engine.metrics)
     local status = 'queued'

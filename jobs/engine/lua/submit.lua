@@ -12,6 +12,8 @@
 --   {'exists', ''}                   a job with this id exists: nothing written
 --   {'unknown_parent', parent id}    a parent is not the tenant's waiting, running or ended job
 --   {'parent_<outcome>', parent id}  a parent failed or was cancelled: it could never run
+--   {'queue_not_allowed', queue}     the tenant may not use the job's queue
+--   {'priority_not_allowed', top}    the job's priority is above the tenant's highest
 --   {'over_open', ''}                the tenant has as many open jobs as its quota allows
 --   {'over_kept_jobs', budget}       the tenant keeps as many jobs as its budget allows
 --   {'over_kept_bytes', budget}      the job would take the tenant's kept bytes past its budget
@@ -36,7 +38,7 @@ if again and again ~= '' then
   if refused then return refused end
 end
 if ARGV[3] ~= '' then
-  local refused = over_quota(job.tenant, 1, #job.record, ARGV[3])
+  local refused = over_quota(job.tenant, 1, #job.record, ARGV[3], {[job.queue] = true}, job.priority)
   if refused then return refused end
 end
 local outcome = enqueue(job, {KEYS[1], KEYS[2], KEYS[3]})

@@ -17,13 +17,15 @@
 --- @include "over_quota"
 
 local items = cmsgpack.unpack(ARGV[1])
-local jobs, bytes = {}, 0
+local jobs, bytes, used, top = {}, 0, {}, 0
 for i, item in ipairs(items) do
   jobs[i] = unpack_job(item[2])
   bytes = bytes + #jobs[i].record
+  used[jobs[i].queue] = true
+  top = math.max(top, jobs[i].priority)
 end
 if ARGV[2] then
-  local refused = over_quota(ARGV[2], #items, bytes, ARGV[3])
+  local refused = over_quota(ARGV[2], #items, bytes, ARGV[3], used, top)
   if refused then return refused end
 end
 local replies, tally = {}, {}

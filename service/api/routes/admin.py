@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from jobs.engine.keys import TENANT_NAME
 from jobs.engine.webhook_secrets import TenantWebhookSecrets
+from jobs.queues import QUEUE_NAMES
 from service.api.auth import OPERATOR, AdminKey, KeyRecord, KeyStore, OperatorKey, Principal
 from service.api.errors import BODY_PROBLEMS, INVALID_PARAMETER, Forbidden, KeyNotFound, problems
 from service.api.schemas import (
@@ -28,8 +29,9 @@ from service.api.schemas import (
     WebhookSecret,
     WebhookSecretRotation,
 )
+from service.config import Settings
 from service.stores.audit_log import AuditLog
-from service.stores.tenant_store import TenantStore
+from service.stores.tenant_store import TenantPolicy, TenantStore, TenantView
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=problems({}))
 
@@ -53,6 +55,22 @@ async def _audited(request: Request, caller: Principal, action: str, target: str
     await log.record(
         key_id=caller.key_id, tenant=caller.tenant, action=action, target=target, details=details
     )
+
+
+def _raises(now: TenantView, wanted: TenantQuotas.Update, settings: Settings) -> bool:
+    """Whether ``wanted`` gives the tenant more than it has ``now`` (a field left out: the default)."""
+    defaults, policy = settings.default_quotas, TenantPolicy()
+    more_of = [
+        (wanted.max_open_jobs or defaults.max_open_jobs) > now.quotas.max_open_jobs,
+        (wanted.submits_per_s or defaults.submits_per_s) > now.quotas.submits_per_s,
+        (wanted.max_kept_jobs or defaults.max_kept_jobs) > now.quotas.max_kept_jobs,
+        (wanted.max_kept_bytes or defaults.max_kept_bytes) > now.quotas.max_kept_bytes,
+        (wanted.weight or policy.weight) > now.policy.weight,
+        (policy.max_priority if wanted.max_priority is None else wanted.max_priority)
+        > now.policy.max_priority,
+        now.policy.queues is not None and not set(wanted.queues or QUEUE_NAMES) <= set(now.policy.queues),
+    ]
+    return any(more_of)
 
 
 def _own(caller: Principal, tenant: str) -> None:
@@ -161,11 +179,8 @@ async def set_quotas(
     _own(caller, tenant)
     store = _tenants(request)
     wanted = body.model_dump()
-    if not caller.is_operator:
-        now = (await store.get(tenant)).quotas
-        defaults = request.app.state.settings.default_quotas
-        if any((value or getattr(defaults, name)) > getattr(now, name) for name, value in wanted.items()):
-            raise Forbidden("Only an operator key raises a tenant's quotas.", scope=OPERATOR)
+    if not caller.is_operator and _raises(await store.get(tenant), body, request.app.state.settings):
+        raise Forbidden("Only an operator key raises a tenant's quotas.", scope=OPERATOR)
     await store.set_quotas(tenant, wanted)
     await _audited(request, caller, "tenant.quotas", tenant, **wanted)
     return TenantQuotas.from_view(await store.get(tenant))

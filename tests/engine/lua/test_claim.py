@@ -7,7 +7,7 @@ from arq import ArqRedis
 
 from jobs.engine import keys
 from jobs.engine.queue_ops import JobQueues
-from tests.engine.lua.steps import LEASE_MS, claim_all, now_ms, submitted
+from tests.engine.lua.steps import LEASE_MS, claim_all, job_call, now_ms, submitted
 from tests.helpers import make_due
 
 Q = keys.DEFAULT_QUEUE
@@ -225,3 +225,47 @@ async def test_a_claim_sent_twice_answers_with_the_same_jobs_and_takes_no_more(
     assert await claim("worker-a:7") == first  # the same jobs, tokens and attempts
     assert await redis.get(keys.arq_retry("j1")) == b"1"  # the attempt counted once
     assert [job_id for job_id, _, _ in await claim("worker-a:8")] == ["j3"]  # a new request takes more
+
+
+# -- fair share between tenants: turns by weight, whatever the backlogs ------------------------------------
+
+
+async def backlog(queues: JobQueues, tenant: str, count: int, prefix: str = "") -> None:
+    await queues.submit_many([job_call(f"{prefix or tenant}-{i}", tenant=tenant) for i in range(count)])
+
+
+async def test_claim_takes_a_new_job_of_one_tenant_ahead_of_another_tenants_flood(queues: JobQueues) -> None:
+    await backlog(queues, "acme", 1000)
+    assert [claim.job_id for claim in await claim_all(queues, free=5)] == [f"acme-{i}" for i in range(5)]
+    await submitted(queues, "globex-late", tenant="globex")
+    taken = [claim.job_id for claim in await claim_all(queues, free=3)]
+    assert "globex-late" in taken[:2], taken  # behind one of acme's jobs at most, not its 995
+
+
+async def test_claim_gives_tenants_turns_in_proportion_to_their_weights(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await redis.hset(keys.tenant_quotas("globex"), "weight", "3")
+    await backlog(queues, "acme", 100)
+    await backlog(queues, "globex", 100)
+    taken = [claim.job_id for claim in await claim_all(queues, free=40)]
+    assert sum(job_id.startswith("globex") for job_id in taken) == 30
+    assert [job_id for job_id in taken if job_id.startswith("acme")] == [f"acme-{i}" for i in range(10)]
+
+
+async def test_a_tenant_that_was_idle_saves_up_no_turns(queues: JobQueues) -> None:
+    await backlog(queues, "globex", 50, prefix="early")
+    await claim_all(queues, free=50)  # globex alone: the queue's virtual time moves on with it
+    await backlog(queues, "acme", 20)
+    await backlog(queues, "globex", 20)
+    taken = [claim.job_id for claim in await claim_all(queues, free=20)]
+    assert sum(job_id.startswith("acme") for job_id in taken) == 10
+
+
+async def test_fair_turns_hold_within_a_priority_and_priorities_still_come_first(queues: JobQueues) -> None:
+    await backlog(queues, "acme", 10)
+    await submitted(queues, "urgent", tenant="globex", priority=9)
+    await submitted(queues, "normal", tenant="globex")
+    taken = [claim.job_id for claim in await claim_all(queues, free=3)]
+    assert taken[0] == "urgent"
+    assert "normal" in taken[1:3]

@@ -44,7 +44,7 @@ local function enqueue(a, index_keys, tally)
       end
     end
   else
-    place(a.queue, id, a.due, a.priority, now)
+    place(a.queue, id, a.due, a.priority, now, a.tenant)
   end
   redis.call('PEXPIRE', meta_key(id), a.meta_ttl)
   redis.call('INCR', open_key(a.tenant))

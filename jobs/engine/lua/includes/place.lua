@@ -2,12 +2,14 @@
 --- @include "ready_key"
 --- @include "deferred_key"
 --- @include "wake"
+--- @include "fair_tag"
 
--- Put a waiting job where workers find it: ready (and wake a worker) when due, else deferred.
-local function place(q, id, due, priority, now)
+-- Put a waiting job where workers find it: ready (and wake a worker) when due, in its tenant's fair
+-- turn among the jobs of its priority (fair_tag), else deferred.
+local function place(q, id, due, priority, now, tenant)
   if due <= now then
-    local seq = redis.call('INCR', '${READY_SEQUENCE}')
-    redis.call('ZADD', ready_key(q), fmt((9 - priority) * ${PRIORITY_BAND} + seq), id)
+    local tag = fair_tag(q, tenant, priority)
+    redis.call('ZADD', ready_key(q), fmt((9 - priority) * ${PRIORITY_BAND} + tag), id)
     wake(q)
   else
     redis.call('ZADD', deferred_key(q), fmt(due * 10 + (9 - priority)), id)
