@@ -526,3 +526,23 @@ async def test_another_tenants_key_with_every_tenant_scope_reaches_nothing_of_th
         job = (await http.get(f"/v1/jobs/{job_id}", headers=owner)).json()
         assert (job["status"], job["replayed_as"]) in (("queued", None), ("failed", None)), job
     assert ids.spare_key in {key["id"] for key in (await http.get("/v1/admin/keys")).json()["keys"]}
+
+
+async def test_an_operators_key_of_another_tenant_manages_every_tenant_yet_reads_none_of_its_jobs(
+    http: httpx.AsyncClient, run_jobs: Any
+) -> None:
+    """Every route, with an operator's key (minted by the bootstrap key) of another tenant: the cluster's
+    routes and every tenant's settings, keys and data answer it; jobs and dead letters stay their
+    tenant's, so the matrix tenant's answer as unknown ones do (404)."""
+    ids = await matrix_ids(http, run_jobs)
+    theirs = {ids.queued, ids.to_cancel, ids.failed, ids.dead_to_read, ids.dead_to_replay, ids.dead_to_delete}
+    operator = auth((await create_key(http, "ops", list(SCOPES)))["key"])
+    for route, (_, sample_of) in ROUTES.items():
+        sample = sample_of(ids)
+        response = await send(http, sample, operator)
+        if any(job_id in sample.path for job_id in theirs):
+            assert_problem(response, 404, f"{route}")
+        else:
+            assert response.status_code < 300, f"{route}: {response.status_code} {response.text}"
+            assert not any(job_id in response.text for job_id in theirs), f"{route} showed the tenant's jobs"
+    assert ids.spare_key not in {key["id"] for key in (await http.get("/v1/admin/keys")).json()["keys"]}

@@ -134,6 +134,12 @@ async def test_in_production_metrics_answer_only_the_token_and_otherwise_404(set
     async with serve(create_app(production)) as http:
         assert (await http.get("/metrics", headers={"Authorization": ""})).status_code == 404
         assert (await http.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 404
+        # API keys are no metrics token: a tenant's, its admin's, an operator's, the bootstrap key
+        for scopes in (["read"], ["read", "admin"], ["read", "admin", "operator"]):
+            made = await http.post("/v1/admin/keys", json={"tenant": "acme", "scopes": scopes})
+            as_key = {"Authorization": f"Bearer {made.json()['key']}"}
+            assert (await http.get("/metrics", headers=as_key)).status_code == 404, scopes
+        assert (await http.get("/metrics")).status_code == 404  # serve's client sends the bootstrap key
         answer = await http.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("text/plain")

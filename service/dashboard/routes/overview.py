@@ -30,7 +30,7 @@ from service.dashboard.deps import (
 from service.dashboard.notices import notice_text, notice_url
 from service.dashboard.render import page
 from service.dashboard.routes.signin import sign_in_page
-from service.dashboard.session import SESSION_COOKIE, DashboardSession
+from service.dashboard.session import CLUSTER_SCOPE, SESSION_COOKIE, DashboardSession
 from service.stores.queue_pauses import pause_queue, paused_queues, resume_queue
 from service.stores.queue_stats import read_queue_stats, read_schedules
 from service.stores.tenant_store import TenantStore
@@ -51,7 +51,9 @@ def known_queue(name: str) -> str:
 def _cluster_only(session: DashboardSession, what: str) -> None:
     if not session.sees_cluster:
         raise DashboardRefusal(
-            403, "Not allowed", f"{what} span every tenant: they need an API key with the `admin` scope."
+            403,
+            "Not allowed",
+            f"{what} span every tenant: they need an API key with the `{CLUSTER_SCOPE}` scope.",
         )
 
 
