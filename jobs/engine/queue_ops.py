@@ -93,10 +93,10 @@ def new_job(
     )
 
 
-#: a tenant's storage budget unless set otherwise: about a GB of Redis with the indexes and meta around
-#: the records (docs/SCALING.md), so that no one tenant fills a reasonably sized Redis
-DEFAULT_MAX_KEPT_JOBS = 1_000_000
-DEFAULT_MAX_KEPT_BYTES = 512 * 1024 * 1024
+#: a tenant's storage budget unless set otherwise: at most about 4.6 GB of Redis with the indexes and
+#: meta around the records (docs/SCALING.md), so that no one tenant fills a 16 GB primary
+DEFAULT_MAX_KEPT_JOBS = 2_000_000
+DEFAULT_MAX_KEPT_BYTES = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)

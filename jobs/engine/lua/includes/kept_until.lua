@@ -8,6 +8,7 @@ local function kept_until(tenant, jobs, bytes, ttl_ms, now)
   local key = kept_key(tenant)
   local bucket = fmt(math.floor((now + ttl_ms) / ${KEPT_BUCKET_MS}) + 1)
   if jobs ~= 0 then redis.call('HINCRBY', key .. ':' .. bucket, 'jobs', jobs) end
-  redis.call('HINCRBY', key .. ':' .. bucket, 'bytes', bytes)
-  redis.call('ZADD', key .. ':until', fmt(tonumber(bucket) * ${KEPT_BUCKET_MS}), bucket)
+  if redis.call('HINCRBY', key .. ':' .. bucket, 'bytes', bytes) == bytes then  -- a new bucket
+    redis.call('ZADD', key .. ':until', fmt(tonumber(bucket) * ${KEPT_BUCKET_MS}), bucket)
+  end
 end
