@@ -45,6 +45,8 @@ GAUGES = (
     "jobsvc_queue_paused",
     "jobsvc_dead_letters",
     "jobsvc_workers",
+    "jobsvc_tenant_usage",
+    "jobsvc_tenant_limit",
 )
 METRICS = frozenset(
     [f"{c}_total" for c in COUNTERS]

@@ -10,6 +10,7 @@ else 404, so that an unauthorised scraper learns nothing, not even that the endp
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import time
 from collections.abc import Iterable, Iterator
@@ -35,6 +36,7 @@ from jobs.engine.metrics import JobCounters, parse_counters
 from jobs.queues import QUEUE_NAMES
 from service.config import Settings
 from service.stores.queue_stats import QueueStats, read_queue_stats
+from service.stores.tenant_store import TenantStore, TenantView
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,6 +54,8 @@ class ClusterFigures:
     workers: int
     #: the queues an operator paused
     paused: frozenset[str] = frozenset()
+    #: each tenant's open and kept jobs and bytes against its quotas and storage budget
+    tenants: tuple[TenantView, ...] = ()
 
 
 async def read_cluster_figures(
@@ -144,6 +148,29 @@ class ClusterCollector(Collector):
         workers = GaugeMetricFamily("jobsvc_workers", "Workers whose heartbeat is fresh.")
         workers.add_metric([], self.figures.workers)
         yield from (depth, oldest, paused, dead, workers)
+        yield from self._tenant_gauges()
+
+    def _tenant_gauges(self) -> Iterator[Metric]:
+        usage = GaugeMetricFamily(
+            "jobsvc_tenant_usage",
+            "What a tenant has now, by resource: open_jobs (waiting or running), kept_jobs and kept_bytes "
+            "(in Redis, ended jobs included until they expire).",
+            labels=["tenant", "resource"],
+        )
+        limit = GaugeMetricFamily(
+            "jobsvc_tenant_limit",
+            "A tenant's quota or storage budget for the same resources: past it, its submits answer 429.",
+            labels=["tenant", "resource"],
+        )
+        for tenant in self.figures.tenants:
+            for resource, used, most in (
+                ("open_jobs", tenant.open_jobs, tenant.quotas.max_open_jobs),
+                ("kept_jobs", tenant.kept.jobs, tenant.quotas.max_kept_jobs),
+                ("kept_bytes", tenant.kept.bytes, tenant.quotas.max_kept_bytes),
+            ):
+                usage.add_metric([tenant.name, resource], used)
+                limit.add_metric([tenant.name, resource], most)
+        yield from (usage, limit)
 
 
 def _le(bound: float) -> str:
@@ -231,6 +258,8 @@ async def metrics(request: Request) -> Response:
         stale_after_s=settings.worker_stale_after_s,
         dead_letter_retention_s=settings.dead_letter_retention_s,
     )
+    tenants: TenantStore = request.app.state.tenants
+    figures = dataclasses.replace(figures, tenants=tuple(await tenants.list()))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ClusterCollector(figures))
     body = generate_latest(registry) + generate_latest(request.app.state.http_metrics.registry)

@@ -54,22 +54,35 @@ class TenantStore:
         self._read_kept = redis.register_script(scripts.READ_KEPT)
 
     async def list(self) -> list[TenantView]:
+        """Every tenant that has had jobs, read in one round trip after their names."""
         names = [raw.decode() for raw in await self.redis.zrange(keys.TENANTS, 0, -1)]
-        return [await self.get(name) for name in names]
+        return await self._read(names)
 
     async def get(self, tenant: str) -> TenantView:
+        [view] = await self._read([tenant])
+        return view
+
+    async def _read(self, tenants: builtins.list[str]) -> builtins.list[TenantView]:
+        if not tenants:
+            return []
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.tenant_open_jobs(tenant))
-            await self._read_kept(args=[tenant], client=pipe)
-            pipe.hgetall(keys.tenant_quotas(tenant))
-            open_jobs, kept, quotas = await pipe.execute()
-        return TenantView(
-            name=tenant,
-            open_jobs=int(open_jobs or 0),
-            kept=decode_read_kept(kept),
-            quotas=self._quotas(quotas),
-            policy=_policy(quotas),
-        )
+            for tenant in tenants:
+                pipe.get(keys.tenant_open_jobs(tenant))
+                await self._read_kept(args=[tenant], client=pipe)
+                pipe.hgetall(keys.tenant_quotas(tenant))
+            replies = await pipe.execute()
+        return [
+            TenantView(
+                name=tenant,
+                open_jobs=int(open_jobs or 0),
+                kept=decode_read_kept(kept),
+                quotas=self._quotas(quotas),
+                policy=_policy(quotas),
+            )
+            for tenant, (open_jobs, kept, quotas) in zip(
+                tenants, zip(*[iter(replies)] * 3, strict=True), strict=True
+            )
+        ]
 
     async def set_quotas(self, tenant: str, changes: dict[str, int | builtins.list[str] | None]) -> None:
         """Set the tenant's own quotas and policy (QUOTA_FIELDS, POLICY_FIELDS); a None value goes back to

@@ -103,6 +103,26 @@ async def test_queue_gauges_show_depth_and_the_oldest_ready_age(
     assert value(found, "jobsvc_workers") == 0
 
 
+async def test_tenant_gauges_show_each_tenants_usage_against_its_limits_as_the_admin_api_does(
+    http: httpx.AsyncClient, run_jobs: Any
+) -> None:
+    acme = await http.post("/v1/admin/keys", json={"tenant": "acme", "scopes": ["submit"]})
+    as_acme = {"Authorization": f"Bearer {acme.json()['key']}"}
+    for _ in range(3):
+        await http.post("/v1/jobs", json={"type": "diag.noop", "params": {}}, headers=as_acme)
+    await run_jobs()
+    await http.post("/v1/jobs", json={"type": "diag.noop", "params": {}}, headers=as_acme)
+    await http.put("/v1/admin/tenants/acme/quotas", json={"max_kept_jobs": 10})
+    found = samples((await http.get("/metrics")).text)
+    tenant = (await http.get("/v1/admin/tenants/acme")).json()
+    assert (tenant["open_jobs"], tenant["kept_jobs"]) == (1, 4)
+    for resource, limit in (("open_jobs", "max_open_jobs"), ("kept_jobs", "max_kept_jobs")):
+        assert value(found, "jobsvc_tenant_usage", tenant="acme", resource=resource) == tenant[resource]
+        assert value(found, "jobsvc_tenant_limit", tenant="acme", resource=resource) == tenant[limit]
+    assert value(found, "jobsvc_tenant_usage", tenant="acme", resource="kept_bytes") == tenant["kept_bytes"]
+    assert value(found, "jobsvc_tenant_limit", tenant="acme", resource="kept_jobs") == 10
+
+
 async def test_request_durations_are_labelled_by_route_template_and_leave_streams_out(
     http: httpx.AsyncClient, run_jobs: Any
 ) -> None:
