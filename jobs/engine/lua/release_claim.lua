@@ -113,8 +113,15 @@ local function release()
   remove_arq_entry(q, id)
   redis.call('ZREM', ready_key(q), id)
   redis.call('ZREM', deferred_key(q), id)
+  -- what stays of the job for its tenant's storage budget: the result written here, as long as it lives
+  local stays = nil
+  if ARGV[5] ~= '' then
+    local ttl = tonumber(ARGV[6])
+    if ARGV[11] == '1' then ttl = tonumber(ARGV[12]) elseif ttl <= 0 then ttl = -1 end
+    stays = {result = #ARGV[5], ttl = ttl}
+  end
   -- the worker tallies this end in its own counters (jobs.engine.metrics.Tally) when it is the first
-  return record_outcome(q, id, ARGV[10], now, true)
+  return record_outcome(q, id, ARGV[10], now, true, stays)
 end
 
 local reply = release()

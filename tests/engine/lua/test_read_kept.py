@@ -9,7 +9,7 @@ from arq import ArqRedis
 from jobs.engine import keys
 from jobs.engine.queue_ops import JobQueues, Kept, Quotas
 from service.stores.tenant_store import TenantStore
-from tests.engine.lua.steps import claim_all, ended, job_call, submitted
+from tests.engine.lua.steps import claim_all, ended, job_call, now_ms, submitted
 
 QUOTAS = Quotas(max_open_jobs=100, submits_per_s=100)
 
@@ -59,3 +59,17 @@ async def test_a_job_that_waits_again_still_counts_once(queues: JobQueues, redis
     [claim] = await claim_all(queues)
     await queues.release(claim, ended=False, delay_ms=0)
     assert (await kept(redis)).jobs == 1
+
+
+async def test_a_dead_letter_counts_until_its_longer_retention_ends(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    await submitted(queues, "buried")
+    [claim] = await claim_all(queues)
+    await queues.release(
+        claim, ended=True, result=b"failed", result_ttl_ms=60_000, outcome="failed", bury_for_ms=86_400_000
+    )
+    assert await kept(redis) == Kept(jobs=1, bytes=await record_bytes(redis, "buried"))
+    buckets = keys.tenant_kept(keys.DEFAULT_TENANT) + ":until"
+    [(_, expires_ms)] = await redis.zrange(buckets, 0, -1, withscores=True)
+    assert expires_ms >= await redis.pexpiretime(keys.arq_result("buried")) > now_ms() + 80_000_000

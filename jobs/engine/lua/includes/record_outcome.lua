@@ -13,9 +13,11 @@
 -- open jobs and its kept bytes (what its result keeps, until its records expire), the queue's
 -- per-minute counts, the cluster's counters and run times (unless the caller counts them: a worker
 -- tallies the ends of its own attempts, jobs.engine.metrics.Tally), its end event, and whether
--- dependents wait to be settled. Replies 'settle' (recorded, dependents wait),
--- 'ended' (recorded, or no outcome given) or 'ended_earlier' (its end was recorded before).
-local function record_outcome(q, id, outcome, now, counted_by_caller)
+-- dependents wait to be settled. ``stays``: what of the job stays in Redis, when the caller knows it
+-- ({result = its bytes, ttl = ms it lives, -1 for ever}; its record is gone), else nil: read here.
+-- Replies 'settle' (recorded, dependents wait), 'ended' (recorded, or no outcome given) or
+-- 'ended_earlier' (its end was recorded before).
+local function record_outcome(q, id, outcome, now, counted_by_caller, stays)
   if outcome == '' then return 'ended' end
   if redis.call('HSETNX', meta_key(id), 'outcome', outcome) == 0 then return 'ended_earlier' end
   local m = redis.call('HMGET', meta_key(id), 'tenant', 'type', 'started_at', 'kept_bytes')
@@ -28,9 +30,11 @@ local function record_outcome(q, id, outcome, now, counted_by_caller)
   local open = open_key(tenant)
   if redis.call('DECR', open) <= 0 then redis.call('DEL', open) end
   if m[4] then  -- counted in the budget since its submit (kept_key.lua): now what stays, until when
-    local result, lingering = redis.call('STRLEN', result_key(id)), redis.call('STRLEN', job_key(id))
-    add_kept_bytes(tenant, result + lingering - tonumber(m[4]))
-    kept_until(tenant, 1, result, redis.call('PTTL', meta_key(id)), now)  -- the result lives as the meta
+    stays = stays or {result = redis.call('STRLEN', result_key(id)), ttl = redis.call('PTTL', meta_key(id)),
+                      lingering = redis.call('STRLEN', job_key(id))}  -- the result lives as the meta does
+    local lingering = stays.lingering or 0
+    add_kept_bytes(tenant, stays.result + lingering - tonumber(m[4]))
+    kept_until(tenant, 1, stays.result, stays.ttl, now)
     if lingering > 0 then kept_until(tenant, 0, lingering, redis.call('PTTL', job_key(id)), now) end
   end
   local stats = '${STATS_PREFIX}' .. q .. ':' .. math.floor(now / 60000)
