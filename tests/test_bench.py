@@ -41,3 +41,23 @@ def test_quick_suite_measures_every_section_for_jobsvc(tmp_path: Path) -> None:
     }
     assert all(value > 0 for value in figures.values()), figures
     assert "Drain throughput" in run.stdout, run.stdout
+
+
+def test_the_depth_scenario_measures_every_figure_at_both_depths(tmp_path: Path) -> None:
+    out = tmp_path / "depth.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.depth", "--depth", "10000", "--probes", "5", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    figures = json.loads(out.read_text())
+    assert (figures["shallow"]["depth"], figures["deep"]["depth"]) == (1000, 10000)
+    for depth in ("shallow", "deep"):
+        assert len(figures[depth]) >= 12, figures[depth]
+        positive = {name: value > 0 for name, value in figures[depth].items()}
+        assert all(positive.values()), (depth, figures[depth])
+    assert "| GET /v1/jobs?status=failed p99 ms |" in run.stdout

@@ -79,9 +79,13 @@ def _tenant(tenant: str) -> str:
     return tenant
 
 
+#: prefix of the tenants' listing indexes, for scripts: ``<prefix><tenant>`` is ``index_all``
+INDEX_PREFIX = f"{PREFIX}index:t:"
+
+
 def index_all(tenant: str) -> str:
     """Sorted set of a tenant's job ids by creation time (ms), for listing newest first."""
-    return f"{PREFIX}index:t:{_tenant(tenant)}"
+    return f"{INDEX_PREFIX}{_tenant(tenant)}"
 
 
 def index_by_type(tenant: str, job_type: str) -> str:
@@ -90,6 +94,12 @@ def index_by_type(tenant: str, job_type: str) -> str:
 
 def index_by_queue(tenant: str, queue: str) -> str:
     return f"{PREFIX}index:t:{_tenant(tenant)}:queue:{queue}"
+
+
+def index_by_status(tenant: str, status: str) -> str:
+    """A tenant's ended jobs with one outcome (succeeded, failed, cancelled), scored as in ``index_all``:
+    written when the job ends (record_outcome.lua), so that listing by an end status reads no other job."""
+    return f"{PREFIX}index:t:{_tenant(tenant)}:status:{status}"
 
 
 def idempotency(tenant: str, key: str) -> str:

@@ -32,6 +32,7 @@ from jobs.engine.queue_ops import (
     settle_dependents,
 )
 from jobs.engine.records import JobSnapshot, read_snapshot, read_snapshots
+from jobs.queues import QUEUE_NAMES
 from jobs.status import TERMINAL_STATUSES, JobStatus
 from service.api.errors import (
     DependencyFailed,
@@ -287,7 +288,10 @@ class JobStore:
         scanned = 0
         batch = max(limit, 100)
         while len(found) < limit and scanned < scan_budget:
-            entries = await self.index_page(index, position, batch)
+            if filters.status is JobStatus.in_progress:
+                entries = await self.running_page(tenant, position, batch)
+            else:
+                entries = await self.index_page(index, position, batch)
             if not entries:
                 return found, None
             last_batch = len(entries) < batch
@@ -324,6 +328,31 @@ class JobStore:
                 entries.append((job_id, at))
             offset += len(rows)
         return entries[:count]
+
+    async def running_page(
+        self, tenant: str, after: tuple[int, str] | None, count: int
+    ) -> list[tuple[str, int]]:
+        """As ``index_page`` for the tenant's running jobs, read from the queues' running sets (as many
+        entries as jobs run in the whole cluster, never the tenant's whole index)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in QUEUE_NAMES:
+                pipe.zrange(keys.running(queue), 0, -1)
+            running = [member.decode() for members in await pipe.execute() for member in members]
+        if not running:
+            return []
+        created = await self.redis.zmscore(keys.index_all(tenant), running)
+        theirs = sorted(
+            (
+                (job_id, int(score))
+                for job_id, score in zip(running, created, strict=True)
+                if score is not None
+            ),
+            key=lambda entry: (entry[1], entry[0]),
+            reverse=True,
+        )
+        if after is not None:
+            theirs = [(job_id, at) for job_id, at in theirs if (at, job_id) < after]
+        return theirs[:count]
 
     async def live_workers(self, stale_after_s: float) -> list[dict[str, str]]:
         """Workers whose last heartbeat is fresher than ``stale_after_s``; forgets the others."""
@@ -428,6 +457,8 @@ def _snapshot_of_new(job: NewJob, job_id: str, call: EnqueueCall, *, waiting_for
 
 def _index_for(tenant: str, filters: ListFilter) -> str:
     """The narrowest listing index that holds every job ``filters`` can match."""
+    if filters.status in TERMINAL_STATUSES:
+        return keys.index_by_status(tenant, filters.status)
     if filters.type is not None:
         return keys.index_by_type(tenant, filters.type)
     if filters.queue is not None:

@@ -19,7 +19,7 @@ SAFE_KEY = re.compile(
     r"|arq:queue(:[a-z][a-z0-9_-]*)?|arq:abort"
     r"|jobsvc:(job|attempts|dependents):[0-9a-f]{32}"
     r"|jobsvc:idempotency:[0-9a-f]{64}"
-    r"|jobsvc:index:t:[a-z0-9_-]+(:type:[a-z0-9_.]+|:queue:[a-z0-9_-]+)?"
+    r"|jobsvc:index:t:[a-z0-9_-]+(:type:[a-z0-9_.]+|:queue:[a-z0-9_-]+|:status:(succeeded|failed|cancelled))?"
     r"|jobsvc:(ready|deferred|running|wake|intake|fair):[a-z][a-z0-9_-]*"
     r"|jobsvc:tenant:[a-z0-9_-]+:(open|quotas|webhook-secrets|submits:\d+|kept|kept:until|kept:\d+)"
     r"|jobsvc:limit:[a-z0-9_.]+(:[0-9a-f]{16})?:(starts|running|parked)"

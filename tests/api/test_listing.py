@@ -101,11 +101,60 @@ async def test_the_cleanup_job_prunes_expired_jobs_from_every_index(
 
     done = (await http.get(f"/v1/jobs/{cleanup}")).json()
     assert done["status"] == "succeeded"
-    assert done["result"]["index_entries_removed"] == 3  # the job's entry in all, by type, by queue
+    # the job's entry in all, by type, by queue and by its end status
+    assert done["result"]["index_entries_removed"] == 4
     for index in (
         keys.index_all(keys.DEFAULT_TENANT),
         keys.index_by_type(keys.DEFAULT_TENANT, "diag.noop"),
         keys.index_by_queue(keys.DEFAULT_TENANT, "default"),
+        keys.index_by_status(keys.DEFAULT_TENANT, "succeeded"),
     ):
         assert expired.encode() not in await redis.zrange(index, 0, -1)
         assert kept.encode() in await redis.zrange(index, 0, -1)
+
+
+async def commands_served(redis: ArqRedis) -> int:
+    stats = await redis.info("commandstats")
+    return sum(int(entry["calls"]) for entry in stats.values())
+
+
+async def test_listing_by_an_end_status_reads_only_the_jobs_that_ended_so(
+    http: httpx.AsyncClient, run_jobs: Any, redis: ArqRedis
+) -> None:
+    """By its own index (written as the job ends), not by a scan of every job: with 1,000 jobs waiting,
+    the two that failed are one short page."""
+    failed = []
+    for _ in range(2):
+        body = {"type": "diag.fail", "params": {"times": 1}, "max_attempts": 1}
+        failed.append((await http.post("/v1/jobs", json=body)).json()["id"])
+        await asyncio.sleep(0.002)
+    await run_jobs()
+    batch = {"jobs": [{"type": "diag.noop", "params": {}}] * 500}
+    for _ in range(2):
+        assert (await http.post("/v1/jobs:batch", json=batch)).status_code == 202
+    before = await commands_served(redis)
+    page = (await http.get("/v1/jobs", params={"status": "failed", "limit": 50})).json()
+    spent = await commands_served(redis) - before
+    assert [job["id"] for job in page["jobs"]] == failed[::-1]
+    assert page["next_cursor"] is None
+    assert spent < 50, spent  # a scan would read hundreds of the waiting jobs' records
+
+
+async def test_listing_running_jobs_reads_the_running_sets_not_the_tenants_index(
+    http: httpx.AsyncClient, background_worker: Any, redis: ArqRedis
+) -> None:
+    batch = {"jobs": [{"type": "diag.noop", "params": {}, "delay_seconds": 3600}] * 500}
+    assert (await http.post("/v1/jobs:batch", json=batch)).status_code == 202
+    async with background_worker():
+        running = await http.post("/v1/jobs", json={"type": "diag.sleep", "params": {"seconds": 2}})
+        job_id = running.json()["id"]
+        for _ in range(100):
+            if (await http.get(f"/v1/jobs/{job_id}")).json()["status"] == "in_progress":
+                break
+            await asyncio.sleep(0.05)
+        before = await commands_served(redis)
+        page = (await http.get("/v1/jobs", params={"status": "in_progress"})).json()
+        spent = await commands_served(redis) - before
+    assert [job["id"] for job in page["jobs"]] == [job_id]
+    assert page["next_cursor"] is None
+    assert spent < 80, spent

@@ -81,6 +81,7 @@ PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "SCHEDULE_PREFIX": _prefix(keys.schedule_state),
     "DEAD_LETTERS_PREFIX": keys.DEAD_LETTERS_PREFIX,
     "TENANT_PREFIX": keys.TENANT_PREFIX,
+    "INDEX_PREFIX": keys.INDEX_PREFIX,
     "TENANTS": keys.TENANTS,
     "KEPT_BUCKET_MS": keys.KEPT_BUCKET_MS,
     "DELETED_PREFIX": _prefix(keys.deleted),

@@ -9,8 +9,8 @@
 --- @include "add_kept_bytes"
 --- @include "kept_until"
 
--- Record how a job ended (once: a repeated end changes nothing): its outcome, its tenant's count of
--- open jobs and its kept bytes (what its result keeps, until its records expire), the queue's
+-- Record how a job ended (once: a repeated end changes nothing): its outcome, its listing by it, its
+-- tenant's count of open jobs and its kept bytes (what its result keeps, until its records expire), the queue's
 -- per-minute counts, the cluster's counters and run times (unless the caller counts them: a worker
 -- tallies the ends of its own attempts, jobs.engine.metrics.Tally), its end event, and whether
 -- dependents wait to be settled. ``stays``: what of the job stays in Redis, when the caller knows it
@@ -29,6 +29,10 @@ local function record_outcome(q, id, outcome, now, counted_by_caller, stays)
   emit_event(tenant, id, m[2] or '', q, 'status', outcome, nil)
   local open = open_key(tenant)
   if redis.call('DECR', open) <= 0 then redis.call('DEL', open) end
+  -- listed by its end status from now on, in creation order as every listing (keys.index_by_status)
+  local index = '${INDEX_PREFIX}' .. tenant
+  local created = redis.call('ZSCORE', index, id)
+  if created then redis.call('ZADD', index .. ':status:' .. outcome, created, id) end
   if m[4] then  -- counted in the budget since its submit (kept_key.lua): now what stays, until when
     stays = stays or {result = redis.call('STRLEN', result_key(id)), ttl = redis.call('PTTL', meta_key(id)),
                       lingering = redis.call('STRLEN', job_key(id))}  -- the result lives as the meta does
