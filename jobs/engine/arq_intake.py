@@ -56,7 +56,15 @@ MAX_HELD = STEP_ENTRIES
 # -- the scripts' replies, typed (as ``jobs.engine.queue_ops`` does for the others) -------------------------
 
 AdoptOutcome = Literal["adopted", "failed", "refused", "changed", QuotaOutcome]
-HELD_BACK: tuple[AdoptOutcome, ...] = typing.get_args(QuotaOutcome)
+#: refusals that pass with time (jobs end, a second passes, records expire): the job waits to be taken in
+HELD_BACK: tuple[AdoptOutcome, ...] = ("over_open", "over_rate", "over_kept_jobs", "over_kept_bytes")
+#: refusals that never pass (the producers' tenant may not use the job's queue or priority, or the job is
+#: larger than its whole budget): the job fails, as a submit over the API would be refused
+NEVER_ALLOWED: dict[AdoptOutcome, str] = {
+    "queue_not_allowed": "the producers' tenant may not submit to this queue",
+    "priority_not_allowed": "the producers' tenant may not submit at this priority",
+    "over_budget": "the job is larger than the producers' tenant's whole storage budget",
+}
 
 
 class FindReply(NamedTuple):
@@ -266,6 +274,7 @@ class ArqIntake:
             self._adopt, intakes, self.rules.producers.quotas, queue=look.queue
         )
         adopted = 0
+        never: list[Intake] = []
         for intake, outcome in zip(intakes, outcomes, strict=True):
             if outcome in HELD_BACK:
                 if len(look.held) < MAX_HELD:
@@ -273,6 +282,10 @@ class ArqIntake:
                 continue
             look.held.pop(intake.found.job_id, None)
             adopted += outcome == "adopted"
+            if outcome in NEVER_ALLOWED:
+                never.append(self.rules.failure(intake.found, "NotAllowedForTenant", NEVER_ALLOWED[outcome]))
+        if never:
+            _, look.difference = await take_in(self._adopt, never, None, queue=look.queue)
         if adopted:
             logger.debug("adopted %d job(s) from ARQ producers in queue %s", adopted, look.queue)
         return adopted

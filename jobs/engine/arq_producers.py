@@ -190,6 +190,11 @@ class IntakeRules:
         call = enqueue_call(job, found.job_id, queued_expiry_ms=self.queued_expiry_ms, created_ms=enqueued)
         return Intake("adopt", found, call.packed, index_keys=tuple(call.index_keys))
 
+    def failure(self, found: Foreign, kind: str, message: str) -> Intake:
+        """The foreign job failed with ``kind`` and ``message``, after it was judged fit to adopt."""
+        function, kwargs, enqueued = read_arq_record(found.record)
+        return self._fail(found, function, kwargs, enqueued, Refusal(kind, message))
+
     def _fail(
         self, found: Foreign, function: str, kwargs: dict[str, Any], enqueued: int, refusal: Refusal
     ) -> Intake:

@@ -318,6 +318,29 @@ async def test_the_producers_tenants_quota_of_open_jobs_holds_them_back_until_ot
     assert most_at_once(run_intervals(ran)) == 1
 
 
+async def test_a_job_the_producers_tenant_may_never_submit_fails_and_holds_up_no_other(
+    arq_pool: ArqRedis, background_worker: Any, team: httpx.AsyncClient, http: httpx.AsyncClient
+) -> None:
+    """A queue the tenant may not use is refused for good, not held like a quota that passes with time:
+    held, it would keep the worker from looking for any later job of its queue."""
+    limited = await http.put(f"/v1/admin/tenants/{TENANT}/quotas", json={"queues": ["default"]})
+    assert limited.status_code == 200, limited.text
+    async with background_worker():
+        refused = await enqueue(arq_pool, "diag.noop", _queue_name=keys.arq_queue("bulk"))
+        failure = await failure_of(
+            Job(refused.job_id, arq_pool, _queue_name=keys.arq_queue("bulk"), _deserializer=msgpack.unpackb)
+        )
+        later = await enqueue(arq_pool, "diag.noop", _queue_name=keys.arq_queue("bulk"))
+        await failure_of(
+            Job(later.job_id, arq_pool, _queue_name=keys.arq_queue("bulk"), _deserializer=msgpack.unpackb)
+        )
+        allowed = await enqueue(arq_pool, "diag.noop")
+        assert await allowed.result(timeout=5, poll_delay=0.05) == {}
+    assert failure["type"] == "NotAllowedForTenant"
+    assert "may not submit to this queue" in failure["message"]
+    assert (await read_job(team, refused.job_id))["status"] == "failed"
+
+
 # -- finding them cheaply -----------------------------------------------------------------------------------
 
 
