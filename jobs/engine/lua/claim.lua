@@ -133,8 +133,9 @@ local function admit(q, id, jtype, part, priority)
 end
 
 local claims = {}
--- the fair-share virtual time of each queue and priority, as the jobs taken from it move it on
-local clocks = {}
+-- the fair-share virtual time of each queue and priority, as the jobs taken from it move it on, and how
+-- many ready jobs each tenant has fewer there (fair_tag.lua)
+local clocks, gone = {}, {}
 local function claim_from(q, quota)
   local taken, looked = 0, 0
   while taken < quota and looked < quota * 4 + 16 do
@@ -144,12 +145,14 @@ local function claim_from(q, quota)
     local id = popped[1]
     local band = math.floor(tonumber(popped[2]) / ${PRIORITY_BAND})
     clocks[q .. ' ' .. (9 - band)] = tonumber(popped[2]) - band * ${PRIORITY_BAND}
+    local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key', 'priority', 'tenant')
+    local ready = q .. ' ' .. (m[4] or '${DEFAULT_TENANT}') .. '|' .. (9 - band)
+    gone[ready] = (gone[ready] or 0) + 1
     local score = redis.call('ZSCORE', arq_queue_key(q), id)
     if score and redis.call('EXISTS', in_progress_key(id)) == 1 then
       -- someone holds its lock: leave it to the lease (tracked, so that a lapse brings it back)
       if not redis.call('ZSCORE', running_key(q), id) then track_lock(q, id) end
     elseif score then
-      local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key', 'priority', 'tenant')
       local verdict, slot = admit(q, id, m[1], m[2], tonumber(m[3]) or 5)
       if verdict == 'go' then
         local token = fmt(redis.call('INCR', '${LEASE_SEQUENCE}'))
@@ -210,6 +213,12 @@ end
 for at, tag in pairs(clocks) do
   local q, priority = string.match(at, '^(%S+) (%d)$')
   redis.call('HSET', '${FAIR_PREFIX}' .. q, '|' .. priority, fmt(tag))
+end
+for at, count in pairs(gone) do
+  local q, ready = string.match(at, '^(%S+) (%S+)$')
+  if redis.call('HINCRBY', '${FAIR_PREFIX}' .. q, 'n|' .. ready, -count) < 0 then
+    redis.call('HSET', '${FAIR_PREFIX}' .. q, 'n|' .. ready, 0)  -- jobs placed before it was counted
+  end
 end
 
 -- Each queue's timer, exactly: its first deferred job's due time or its first lease's end.

@@ -269,3 +269,18 @@ async def test_fair_turns_hold_within_a_priority_and_priorities_still_come_first
     taken = [claim.job_id for claim in await claim_all(queues, free=3)]
     assert taken[0] == "urgent"
     assert "normal" in taken[1:3]
+
+
+async def test_a_tenant_whose_backlog_was_cancelled_takes_its_turn_at_once_again(queues: JobQueues) -> None:
+    """Its fair-share clock ran far ahead with its backlog; with none of its jobs ready any more, a new
+    one starts from the queue's virtual time, not behind everyone else's floods."""
+    await backlog(queues, "acme", 300)
+    await backlog(queues, "globex", 300)
+    await claim_all(queues, free=10)
+    outcomes = await queues.cancel_waiting_many(
+        [(f"acme-{i}", 60_000) for i in range(300)], message="cancelled before it started"
+    )
+    assert outcomes.count("cancelled") >= 290
+    await submitted(queues, "acme-again", tenant="acme")
+    taken = [claim.job_id for claim in await claim_all(queues, free=3)]
+    assert "acme-again" in taken[:2], taken
