@@ -73,3 +73,17 @@ async def test_a_dead_letter_counts_until_its_longer_retention_ends(
     buckets = keys.tenant_kept(keys.DEFAULT_TENANT) + ":until"
     [(_, expires_ms)] = await redis.zrange(buckets, 0, -1, withscores=True)
     assert expires_ms >= await redis.pexpiretime(keys.arq_result("buried")) > now_ms() + 80_000_000
+
+
+async def test_every_expired_bucket_is_taken_off_however_many_there_are(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """After a long idle stretch a tenant has many expired buckets: all leave its count at once, so none
+    is left to refuse a submit that fits."""
+    key = keys.tenant_kept(keys.DEFAULT_TENANT)
+    for bucket in range(1, 201):  # as kept_until.lua writes them, all over by now
+        await redis.hset(f"{key}:{bucket}", mapping={"jobs": 1, "bytes": 10})
+        await redis.zadd(f"{key}:until", {str(bucket): bucket})
+    await redis.hset(key, mapping={"jobs": 200, "bytes": 2000})
+    assert await kept(redis) == Kept(jobs=0, bytes=0)
+    assert await redis.zcard(f"{key}:until") == 0
