@@ -37,12 +37,12 @@ class LoopbackOnly:
 
 
 def arrived_on_loopback(scope: Scope) -> bool:
-    """Whether the connection reached a loopback address. A server names the address it accepted on; a Unix
-    socket (no port) is local; a name instead of an address comes from an in-process transport, not a
-    network."""
+    """Whether the connection reached a loopback address. A server names the address it accepted on; a
+    name instead of an address comes from an in-process transport, not a network. A Unix socket (no port)
+    or an unnamed address is refused: a proxy may stand in front of either."""
     server = scope.get("server")
     if server is None or server[1] is None:
-        return True
+        return False
     try:
         address = ipaddress.ip_address(server[0])
     except ValueError:

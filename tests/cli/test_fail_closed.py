@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
+from service.api.loopback_guard import arrived_on_loopback
 from service.devtools.processes import stop_processes
 from tests.cli.test_processes import BIN, ROOT, child_env, wait_until_up
 from tests.conftest import ADMIN_KEY, auth
@@ -62,3 +64,22 @@ def test_a_worker_reaching_redis_beyond_loopback_without_an_environment_runs_as_
     assert "unsafe production settings" in refusal
     assert "JOBSVC_WEBHOOK_SECRET" in refusal
     assert "JOBSVC_ENVIRONMENT is unset" in refusal
+
+
+@pytest.mark.parametrize(
+    ("server", "served"),
+    [
+        (("127.0.0.1", 8000), True),
+        (("::1", 8000), True),
+        (("::ffff:127.0.0.1", 8000), True),
+        (("jobsvc.test", 80), True),  # an in-process transport's name, no network
+        (("192.0.2.2", 8000), False),
+        (("::", 8000), False),
+        (("/run/jobsvc.sock", None), False),  # a Unix socket: a proxy may stand in front of it
+        (None, False),
+    ],
+)
+def test_development_rules_serve_what_arrived_on_loopback_only(
+    server: tuple[str, int | None] | None, served: bool
+) -> None:
+    assert arrived_on_loopback({"type": "http", "server": server}) is served
