@@ -38,10 +38,10 @@ class LoopbackOnly:
 
 def arrived_on_loopback(scope: Scope) -> bool:
     """Whether the connection reached a loopback address. A server names the address it accepted on; a
-    name instead of an address comes from an in-process transport, not a network. A Unix socket (no port)
-    or an unnamed address is refused: a proxy may stand in front of either."""
+    name instead of an address comes from an in-process transport, not a network. A Unix socket (uvicorn
+    names its path, with no port) or no address at all is refused: a proxy may stand in front of it."""
     server = scope.get("server")
-    if server is None or server[1] is None:
+    if server is None or (server[1] is None and ("/" in server[0] or server[0].startswith("\0"))):
         return False
     try:
         address = ipaddress.ip_address(server[0])

@@ -73,9 +73,11 @@ def test_a_worker_reaching_redis_beyond_loopback_without_an_environment_runs_as_
         (("::1", 8000), True),
         (("::ffff:127.0.0.1", 8000), True),
         (("jobsvc.test", 80), True),  # an in-process transport's name, no network
+        (("jobsvc.test", None), True),  # the same, its URL without a port
         (("192.0.2.2", 8000), False),
         (("::", 8000), False),
-        (("/run/jobsvc.sock", None), False),  # a Unix socket: a proxy may stand in front of it
+        (("/run/jobsvc.sock", None), False),  # a Unix socket, as uvicorn names it: a proxy may front it
+        (("\0jobsvc", None), False),  # an abstract one
         (None, False),
     ],
 )
