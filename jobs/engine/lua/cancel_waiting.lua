@@ -22,7 +22,7 @@
 --- @include "queue_of"
 --- @include "record_outcome"
 --- @include "remove_arq_entry"
---- @include "fair_left"
+--- @include "fair_left_job"
 
 local id = ARGV[1]
 local q = queue_of(id)
@@ -30,7 +30,7 @@ if redis.call('EXISTS', result_key(id)) == 1 then return 'finished' end
 if redis.call('EXISTS', in_progress_key(id)) == 1 then return 'running' end
 if remove_arq_entry(q, id) == 0 then return 'missing' end
 local now = now_ms()
-if redis.call('ZREM', ready_key(q), id) == 1 then fair_left(q, id) end
+if redis.call('ZREM', ready_key(q), id) == 1 then fair_left_job(q, id) end
 redis.call('ZREM', deferred_key(q), id)
 redis.call('PEXPIRE', job_key(id), 60000)
 redis.call('SET', result_key(id), ARGV[2], 'PX', ARGV[3])

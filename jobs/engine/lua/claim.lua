@@ -34,6 +34,7 @@
 --- @include "wake"
 --- @include "place_if_waiting"
 --- @include "fair_tag"
+--- @include "fair_left"
 --- @include "release_slot"
 --- @include "emit_event"
 --- @include "emit_status"
@@ -216,9 +217,7 @@ for at, tag in pairs(clocks) do
 end
 for at, count in pairs(gone) do
   local q, ready = string.match(at, '^(%S+) (%S+)$')
-  if redis.call('HINCRBY', '${FAIR_PREFIX}' .. q, 'n|' .. ready, -count) < 0 then
-    redis.call('HSET', '${FAIR_PREFIX}' .. q, 'n|' .. ready, 0)  -- jobs placed before it was counted
-  end
+  fair_left(q, ready, count)
 end
 
 -- Each queue's timer, exactly: its first deferred job's due time or its first lease's end.

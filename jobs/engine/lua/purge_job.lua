@@ -23,14 +23,14 @@
 --- @include "tenant_of"
 --- @include "queue_of"
 --- @include "remove_arq_entry"
---- @include "fair_left"
+--- @include "fair_left_job"
 
 local id, tenant = ARGV[1], ARGV[2]
 if redis.call('EXISTS', meta_key(id), job_key(id), result_key(id)) == 0 then return 0 end
 if tenant_of(id) ~= tenant then return 0 end
 local q = queue_of(id)
 remove_arq_entry(q, id)
-if redis.call('ZREM', ready_key(q), id) == 1 then fair_left(q, id) end
+if redis.call('ZREM', ready_key(q), id) == 1 then fair_left_job(q, id) end
 redis.call('ZREM', deferred_key(q), id)
 if redis.call('EXISTS', in_progress_key(id)) == 1 then
   redis.call('SET', deleted_key(id), '1', 'PX', ARGV[3])

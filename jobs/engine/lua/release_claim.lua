@@ -44,7 +44,7 @@
 --- @include "record_outcome"
 --- @include "emit_event"
 --- @include "remove_arq_entry"
---- @include "fair_left"
+--- @include "fair_left_job"
 
 local id, q, slot, mode, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[13]
 local holder = redis.call('GET', in_progress_key(id))
@@ -112,7 +112,7 @@ local function release()
   redis.call('DEL', retry_key(id), job_key(id))
   redis.call('ZREM', '${ABORT_SET}', id)
   remove_arq_entry(q, id)
-  if redis.call('ZREM', ready_key(q), id) == 1 then fair_left(q, id) end
+  if redis.call('ZREM', ready_key(q), id) == 1 then fair_left_job(q, id) end
   redis.call('ZREM', deferred_key(q), id)
   -- what stays of the job for its tenant's storage budget: the result written here, as long as it lives
   local stays = nil
