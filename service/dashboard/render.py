@@ -97,6 +97,16 @@ def number(value: int) -> str:
     return f"{value:,}"
 
 
+def size(value: int) -> str:
+    """Bytes as people read them, in binary units: ``3974`` -> ``3.9 KiB``, ``1073741824`` -> ``1 GiB``."""
+    amount, unit = float(value), "bytes"
+    for bigger in ("KiB", "MiB", "GiB", "TiB"):
+        if amount < 1024:
+            break
+        amount, unit = amount / 1024, bigger
+    return f"{value:,} bytes" if unit == "bytes" else f"{amount:.1f}".removesuffix(".0") + f" {unit}"
+
+
 def label(status: str | JobStatus | None) -> str:
     """``in_progress`` -> ``in progress``: the words a status shows as."""
     return str(status or "").replace("_", " ")
@@ -132,6 +142,7 @@ def _templates() -> Jinja2Templates:
         when=when,
         iso=iso,
         number=number,
+        size=size,
         seconds=seconds,
         between=between,
         label=label,

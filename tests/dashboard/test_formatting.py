@@ -8,7 +8,7 @@ import pytest
 from jobs.engine.records import JobSnapshot
 from jobs.status import JobStatus
 from service.dashboard.notices import notice_job, notice_text, notice_url
-from service.dashboard.render import between, pager, progress_percent, seconds, when
+from service.dashboard.render import between, pager, progress_percent, seconds, size, when
 from service.dashboard.timeline import timeline
 
 
@@ -100,3 +100,11 @@ def test_the_timeline_is_the_recorded_failures_then_the_last_attempt() -> None:
     # a failure the worker recorded is not counted twice when the job ended on it
     ended = timeline(snapshot(JobStatus.failed, 1, failure), recorded[:1])
     assert [(s.number, s.outcome) for s in ended] == [(1, "failed")]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0, "0 bytes"), (1023, "1,023 bytes"), (3974, "3.9 KiB"), (1024 * 1024, "1 MiB"), (1 << 30, "1 GiB")],
+)
+def test_sizes_read_in_binary_units(value: int, shown: str) -> None:
+    assert size(value) == shown
