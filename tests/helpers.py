@@ -60,6 +60,13 @@ async def make_due(redis: ArqRedis, job_id: str, queue: str = "default") -> None
     await redis.rpush(keys.wake(queue), "1")
 
 
+async def lapse_lease(redis: ArqRedis, job_id: str, queue: str = "default") -> None:
+    """Let a running job's lease end now, as the time passing would (its lock stays as it is)."""
+    now_ms = int(time.time() * 1000)
+    await redis.zadd(keys.running(queue), {job_id: now_ms - 1}, xx=True)
+    await redis.zadd(keys.TIMERS, {queue: now_ms - 1}, lt=True)  # as the scripts keep it: never later
+
+
 def assert_problem(response: httpx.Response, status: int, where: str = "") -> dict[str, Any]:
     """The response is a problem+json with ``status``, a title and a detail, and no stack trace."""
     assert response.status_code == status, f"{where} {response.status_code} {response.text}"

@@ -17,7 +17,7 @@ from jobs.engine import keys
 from service.config import Settings
 from tests.conftest import worker_running
 from tests.engine.test_reliability import running_sleep, start_worker_process, worker_env
-from tests.helpers import read_job, submit, until_registered, wait_for_status
+from tests.helpers import lapse_lease, read_job, submit, until_registered, wait_for_status
 
 
 def at(view: dict[str, object]) -> tuple[datetime, datetime]:
@@ -84,7 +84,7 @@ async def test_a_job_claimed_again_by_the_worker_still_running_it_runs_one_attem
         job = await running_sleep(http, 1)
         await until_registered(redis, worker)
         await redis.delete(keys.arq_in_progress(job["id"]))  # the lease lapsed
-        await redis.zadd(keys.running("default"), {job["id"]: 0})
+        await lapse_lease(redis, job["id"])
         await redis.rpush(keys.wake("default"), "1")
         done = await wait_for_status(http, job["id"], "succeeded", timeout_s=10)
     assert done["attempts"] == 2

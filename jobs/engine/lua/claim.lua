@@ -1,6 +1,6 @@
--- Claim work for one worker: promote its queues' due deferred jobs, recover the jobs whose lease
--- lapsed, then take up to ``free`` ready jobs, sharing the slots between the queues by weight and
--- honouring the job types' rate and concurrency limits. A job held back by a limit is parked (until a
+-- Claim work for one worker: in the queues whose timer has come (${TIMERS}), promote the due deferred
+-- jobs and recover the jobs whose lease lapsed; then take up to ``free`` ready jobs, sharing the slots
+-- between the queues by weight and honouring the job types' rate and concurrency limits. A job held back by a limit is parked (until a
 -- slot frees) or deferred (until the rate allows), never claimed. A queue an operator paused
 -- (${PAUSED_QUEUES}) gives no job and wakes no worker; its jobs wait in line.
 --
@@ -16,7 +16,7 @@
 --             (jobs.engine.metrics); the token, held in the job's lock, fences the attempt: renewals
 --             and releases that bring another token change nothing (renew_leases, release_claim)
 --   next_due  the earliest of the queues' timers (a deferred job falls due or a lease lapses, ms), or
---             -1 when none; each queue's timer is also written to the timers set
+--             -1 when none; a timer this claim moved is also written to the timers set
 --   credits   the queues' weighted round-robin credits, in ARGV's order, for the next claim
 -- Safe to send twice (redis-py resends a command whose connection dropped): a request that took jobs is
 -- remembered by its id for a while, and the same request again answers with those jobs, taking no more.
@@ -60,41 +60,55 @@ for i = 5, #ARGV, 3 do
   table.insert(credits, tonumber(ARGV[i + 2]))
 end
 local now = now_ms()
+-- Each queue's timer as the claim finds it (keys.TIMERS: never later than its first deferred job's due
+-- time or its first lease's end; none when it has neither). Only a queue whose timer has come has due
+-- jobs to promote or lapsed leases to recover; every queue whose deferred or running jobs this claim
+-- changes is marked ``rescan`` or has its new leases' ends in ``new_leases``, for the timers at the end.
+local timers, rescan, new_leases = {}, {}, {}
 
 -- A job whose lock is held stays tracked in its running set until the lock lapses.
 local function track_lock(q, id)
   local left = math.max(redis.call('PTTL', in_progress_key(id)), 1)
   redis.call('ZADD', running_key(q), fmt(now + left), id)
+  rescan[q] = true
+end
+
+if #queues > 0 then
+  local found = redis.call('ZMSCORE', '${TIMERS}', unpack(queues))
+  for i, q in ipairs(queues) do timers[q] = found[i] and tonumber(found[i]) or nil end
 end
 
 for _, q in ipairs(queues) do
-  local due = redis.call('ZRANGEBYSCORE', deferred_key(q), '-inf', fmt(now * 10 + 9), 'LIMIT', 0, 1000,
-                         'WITHSCORES')
-  for i = 1, #due, 2 do
-    local id, score = due[i], tonumber(due[i + 1])
-    redis.call('ZREM', deferred_key(q), id)
-    if redis.call('ZSCORE', arq_queue_key(q), id) then
-      local band = score % 10  -- 9 - priority
-      local tag = fair_tag(q, redis.call('HGET', meta_key(id), 'tenant') or '${DEFAULT_TENANT}', 9 - band)
-      redis.call('ZADD', ready_key(q), fmt(band * ${PRIORITY_BAND} + tag), id)
-      emit_status(id, 'queued', nil)
-    end
-  end
-  local lapsed = redis.call('ZRANGEBYSCORE', running_key(q), '-inf', fmt(now), 'LIMIT', 0, 100)
-  for _, id in ipairs(lapsed) do
-    -- EXISTS, not PTTL: a lock at its last millisecond reads PTTL 0 yet still exists
-    if redis.call('EXISTS', in_progress_key(id)) == 1 then
-      track_lock(q, id)
-    else
-      redis.call('ZREM', running_key(q), id)
-      local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key')
-      local limit = m[1] and limits[m[1]]
-      if limit and limit.c then
-        local name = m[1]
-        if m[2] and m[2] ~= '' then name = name .. ':' .. m[2] end
-        release_slot(limit_key(name), id, now)
+  if timers[q] and timers[q] <= now then
+    rescan[q] = true
+    local due = redis.call('ZRANGEBYSCORE', deferred_key(q), '-inf', fmt(now * 10 + 9), 'LIMIT', 0, 1000,
+                           'WITHSCORES')
+    for i = 1, #due, 2 do
+      local id, score = due[i], tonumber(due[i + 1])
+      redis.call('ZREM', deferred_key(q), id)
+      if redis.call('ZSCORE', arq_queue_key(q), id) then
+        local band = score % 10  -- 9 - priority
+        local tag = fair_tag(q, redis.call('HGET', meta_key(id), 'tenant') or '${DEFAULT_TENANT}', 9 - band)
+        redis.call('ZADD', ready_key(q), fmt(band * ${PRIORITY_BAND} + tag), id)
+        emit_status(id, 'queued', nil)
       end
-      if place_if_waiting(id, now) then emit_status(id, 'queued', {reason = 'lease_lapsed'}) end
+    end
+    local lapsed = redis.call('ZRANGEBYSCORE', running_key(q), '-inf', fmt(now), 'LIMIT', 0, 100)
+    for _, id in ipairs(lapsed) do
+      -- EXISTS, not PTTL: a lock at its last millisecond reads PTTL 0 yet still exists
+      if redis.call('EXISTS', in_progress_key(id)) == 1 then
+        track_lock(q, id)
+      else
+        redis.call('ZREM', running_key(q), id)
+        local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key')
+        local limit = m[1] and limits[m[1]]
+        if limit and limit.c then
+          local name = m[1]
+          if m[2] and m[2] ~= '' then name = name .. ':' .. m[2] end
+          release_slot(limit_key(name), id, now)
+        end
+        if place_if_waiting(id, now) then emit_status(id, 'queued', {reason = 'lease_lapsed'}) end
+      end
     end
   end
 end
@@ -123,6 +137,7 @@ local function admit(q, id, jtype, part, priority)
       local due = tonumber(oldest[2]) + limit.p
       redis.call('ZADD', arq_queue_key(q), 'XX', fmt(due), id)
       redis.call('ZADD', deferred_key(q), fmt(due * 10 + (9 - priority)), id)
+      rescan[q] = true
       emit_status(id, 'deferred', {reason = 'rate_limit'})
       return 'deferred', ''
     end
@@ -137,11 +152,15 @@ local claims = {}
 -- the fair-share virtual time of each queue and priority, as the jobs taken from it move it on, and how
 -- many ready jobs each tenant has fewer there (fair_tag.lua)
 local clocks, gone = {}, {}
+local emptied = {}  -- the queues whose ready jobs this claim took to the last
 local function claim_from(q, quota)
   local taken, looked = 0, 0
   while taken < quota and looked < quota * 4 + 16 do
     local popped = redis.call('ZPOPMIN', ready_key(q))
-    if #popped == 0 then break end
+    if #popped == 0 then
+      emptied[q] = true
+      break
+    end
     looked = looked + 1
     local id = popped[1]
     local band = math.floor(tonumber(popped[2]) / ${PRIORITY_BAND})
@@ -159,6 +178,7 @@ local function claim_from(q, quota)
         local token = fmt(redis.call('INCR', '${LEASE_SEQUENCE}'))
         redis.call('SET', in_progress_key(id), token, 'PX', lease)
         redis.call('ZADD', running_key(q), fmt(now + lease), id)
+        new_leases[q] = now + lease
         redis.call('HSET', meta_key(id), 'started_at', fmt(now))
         -- what ARQ's run_job reads in its first round trip, read here instead: the job, its attempt
         -- (counted now: a claim whose worker never hears back is a lost attempt), whether it was aborted
@@ -220,23 +240,30 @@ for at, count in pairs(gone) do
   fair_left(q, ready, count)
 end
 
--- Each queue's timer, exactly: its first deferred job's due time or its first lease's end.
+-- A worker for the ready jobs left behind (not by a paused queue), and each queue's timer: exact again where
+-- this claim rescanned the queue or moved jobs between its sets, earlier where only new leases began.
 local next_due = -1
 for i, q in ipairs(queues) do
-  if not paused[i] and redis.call('ZCARD', ready_key(q)) > 0 then wake(q) end  -- more than it took
-  local timer = nil
-  local first = redis.call('ZRANGE', deferred_key(q), 0, 0, 'WITHSCORES')
-  if #first > 0 then timer = math.floor(tonumber(first[2]) / 10) end
-  local lease_end = redis.call('ZRANGE', running_key(q), 0, 0, 'WITHSCORES')
-  if #lease_end > 0 and (timer == nil or tonumber(lease_end[2]) < timer) then
-    timer = tonumber(lease_end[2])
-  end
-  if timer == nil then
-    redis.call('ZREM', '${TIMERS}', q)
-  else
+  if not paused[i] and not emptied[q] and redis.call('ZCARD', ready_key(q)) > 0 then wake(q) end
+  local timer = timers[q]
+  if rescan[q] then
+    timer = nil
+    local first = redis.call('ZRANGE', deferred_key(q), 0, 0, 'WITHSCORES')
+    if #first > 0 then timer = math.floor(tonumber(first[2]) / 10) end
+    local lease_end = redis.call('ZRANGE', running_key(q), 0, 0, 'WITHSCORES')
+    if #lease_end > 0 and (timer == nil or tonumber(lease_end[2]) < timer) then
+      timer = tonumber(lease_end[2])
+    end
+    if timer == nil then
+      redis.call('ZREM', '${TIMERS}', q)
+    else
+      redis.call('ZADD', '${TIMERS}', fmt(timer), q)
+    end
+  elseif new_leases[q] and (timer == nil or new_leases[q] < timer) then
+    timer = new_leases[q]
     redis.call('ZADD', '${TIMERS}', fmt(timer), q)
-    if next_due < 0 or timer < next_due then next_due = timer end
   end
+  if timer ~= nil and (next_due < 0 or timer < next_due) then next_due = timer end
 end
 local credit_out = {}
 for i = 1, #queues do credit_out[i] = fmt(credits[i]) end

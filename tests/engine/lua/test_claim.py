@@ -3,12 +3,14 @@ limits; due deferred jobs promoted, lapsed leases recovered, and the queues' nex
 
 from __future__ import annotations
 
+import random
+
 from arq import ArqRedis
 
 from jobs.engine import keys
-from jobs.engine.queue_ops import JobQueues
+from jobs.engine.queue_ops import Claim, JobQueues
 from tests.engine.lua.steps import LEASE_MS, claim_all, job_call, now_ms, submitted
-from tests.helpers import make_due
+from tests.helpers import lapse_lease, make_due
 
 Q = keys.DEFAULT_QUEUE
 
@@ -88,7 +90,7 @@ async def test_claim_recovers_a_job_whose_lease_lapsed_as_its_next_attempt(
     await submitted(queues, "j1")
     [first] = await claim_all(queues)
     await redis.delete(keys.arq_in_progress("j1"))  # its worker died: the lock lapsed
-    await redis.zadd(keys.running(Q), {"j1": now_ms() - 1})
+    await lapse_lease(redis, "j1")
     [again] = await claim_all(queues)
     assert again.job_id == "j1"
     assert again.start is not None
@@ -101,7 +103,7 @@ async def test_claim_keeps_tracking_a_job_whose_lock_outlives_its_lease(
 ) -> None:
     await submitted(queues, "j1")
     await claim_all(queues)
-    await redis.zadd(keys.running(Q), {"j1": now_ms() - 1})  # lease lapsed, but its lock is still held
+    await lapse_lease(redis, "j1")  # lease lapsed, but its lock is still held
     assert await claim_all(queues) == []
     assert (await redis.zscore(keys.running(Q), "j1") or 0) > now_ms()
 
@@ -225,6 +227,49 @@ async def test_a_claim_sent_twice_answers_with_the_same_jobs_and_takes_no_more(
     assert await claim("worker-a:7") == first  # the same jobs, tokens and attempts
     assert await redis.get(keys.arq_retry("j1")) == b"1"  # the attempt counted once
     assert [job_id for job_id, _, _ in await claim("worker-a:8")] == ["j3"]  # a new request takes more
+
+
+async def first_due_or_lease_end(redis: ArqRedis, queue: str) -> int | None:
+    first = await redis.zrange(keys.deferred(queue), 0, 0, withscores=True)
+    lease = await redis.zrange(keys.running(queue), 0, 0, withscores=True)
+    ends = [int(first[0][1]) // 10] if first else []
+    ends += [int(lease[0][1])] if lease else []
+    return min(ends) if ends else None
+
+
+async def test_a_queues_timer_never_comes_later_than_its_first_due_job_or_lease_end(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """A claim looks for due and lapsed jobs only in the queues whose timer has come, so every script that
+    defers a job or starts a lease must leave the timer no later than that: checked after each step of
+    a mixed run of submits, claims, retries with a delay, hand-backs, ends and lapses (first without
+    deferred jobs, whose due times would hide a lease end behind them)."""
+    rng = random.Random(13)
+    running: list[Claim] = []
+    at_once = ["submit", "claim", "hand_back", "end", "lapse"]
+    for step in range(200):
+        action = rng.choice(at_once if step < 60 else [*at_once, "submit_later", "retry"])
+        if action == "submit":
+            await submitted(queues, f"j{step}")
+        elif action == "submit_later":
+            await submitted(queues, f"j{step}", run_at_ms=now_ms() + rng.randint(1, 5_000))
+        elif action == "claim":
+            running += await claim_all(queues, free=rng.randint(1, 3))
+        elif running and action in ("retry", "hand_back", "end"):
+            claim = running.pop(rng.randrange(len(running)))
+            delay = rng.randint(0, 5_000) if action == "retry" else 0
+            await queues.release(
+                claim, ended=action == "end", delay_ms=delay, handed_back=action == "hand_back"
+            )
+        elif running and action == "lapse":
+            claim = running.pop(rng.randrange(len(running)))
+            await redis.delete(keys.arq_in_progress(claim.job_id))
+            await lapse_lease(redis, claim.job_id)
+        expected = await first_due_or_lease_end(redis, Q)
+        timer = await redis.zscore(keys.TIMERS, Q)
+        if expected is not None:
+            assert timer is not None, (step, action)
+            assert timer <= expected, (step, action)
 
 
 # -- fair share between tenants: turns by weight, whatever the backlogs ------------------------------------

@@ -9,6 +9,7 @@ from arq import ArqRedis
 from jobs.engine import keys, lua
 from jobs.engine.queue_ops import JobQueues, decode_purge_job
 from tests.engine.lua.steps import claim_all, claimed, job_call, now_ms, submitted
+from tests.helpers import lapse_lease
 
 Q = keys.DEFAULT_QUEUE
 
@@ -153,7 +154,7 @@ async def test_release_claim_of_an_attempt_whose_job_another_claim_holds_changes
     await submitted(queues, "j1")
     [stale] = await claim_all(queues, limits=limits)
     await redis.delete(keys.arq_in_progress("j1"))  # the paused worker's lease lapsed
-    await redis.zadd(keys.running(Q), {"j1": now_ms() - 1})
+    await lapse_lease(redis, "j1")
     [current] = await claim_all(queues, limits=limits)
     assert current.token != stale.token
     slot_before = await redis.zrange(f"{current.slot}:running", 0, -1)

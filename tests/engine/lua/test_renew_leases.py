@@ -7,6 +7,7 @@ from arq import ArqRedis
 from jobs.engine import keys, lua
 from jobs.engine.queue_ops import JobQueues, decode_renew_leases
 from tests.engine.lua.steps import claim_all, now_ms, submitted
+from tests.helpers import lapse_lease
 
 Q = keys.DEFAULT_QUEUE
 SLOT = f"{keys.LIMIT_PREFIX}diag.noop"
@@ -44,7 +45,7 @@ async def test_renew_leases_names_a_lease_lost_to_another_claim_and_leaves_it_al
     await submitted(queues, "j1")
     [stale] = await claim_all(queues, limits={"diag.noop": {"c": 1}})
     await redis.delete(keys.arq_in_progress("j1"))  # the stalled worker's lease lapsed
-    await redis.zadd(keys.running(Q), {"j1": now_ms() - 1})
+    await lapse_lease(redis, "j1")
     [current] = await claim_all(queues, limits={"diag.noop": {"c": 1}})
     await redis.pexpire(keys.arq_in_progress("j1"), 1_000)
     assert await queues.renew(600_000, [stale]) == ["j1"]

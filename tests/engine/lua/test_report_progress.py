@@ -9,7 +9,8 @@ from arq import ArqRedis
 
 from jobs.engine import keys, lua
 from jobs.engine.queue_ops import JobQueues, decode_report_progress
-from tests.engine.lua.steps import claim_all, claimed, now_ms, submitted
+from tests.engine.lua.steps import claim_all, claimed, submitted
+from tests.helpers import lapse_lease
 
 PROGRESS = json.dumps({"current": 1, "total": 2, "message": None})
 
@@ -37,7 +38,7 @@ async def test_report_progress_from_an_attempt_whose_job_another_claim_holds_wri
     await submitted(queues, "j1")
     [stale] = await claim_all(queues)
     await redis.delete(keys.arq_in_progress("j1"))  # its worker stalled past the lease
-    await redis.zadd(keys.running(keys.DEFAULT_QUEUE), {"j1": now_ms() - 1})
+    await lapse_lease(redis, "j1")
     [current] = await claim_all(queues)
     told = len(await events(redis))
     assert not await report(redis, "j1", stale.token)
