@@ -1,8 +1,8 @@
 -- Claim work for one worker: in the queues whose timer has come (${TIMERS}), promote the due deferred
 -- jobs and recover the jobs whose lease lapsed; then take up to ``free`` ready jobs, sharing the slots
--- between the queues by weight and honouring the job types' rate and concurrency limits. A job held back by a limit is parked (until a
--- slot frees) or deferred (until the rate allows), never claimed. A queue an operator paused
--- (${PAUSED_QUEUES}) gives no job and wakes no worker; its jobs wait in line.
+-- between the queues by weight and honouring the job types' rate and concurrency limits. A job held
+-- back by a limit is parked (until a slot frees) or deferred (until the rate allows), never claimed. A
+-- queue an operator paused (${PAUSED_QUEUES}) gives no job and wakes no worker; its jobs wait in line.
 --
 -- KEYS: none
 -- ARGV: [1] lease ms, [2] free slots, [3] limits (JSON: job type -> {r = starts, p = per ms,

@@ -38,7 +38,6 @@
 --- @include "deferred_key"
 --- @include "running_key"
 --- @include "deleted_key"
---- @include "tenant_of"
 --- @include "place"
 --- @include "release_slot"
 --- @include "record_outcome"
@@ -91,6 +90,9 @@ local function release()
     emit_event(m[1] or '${DEFAULT_TENANT}', id, m[2] or '', q, 'status', status, {reason = reason})
     return 'again'
   end
+  -- the meta as the end reads it: record_outcome's fields, then whether jobsvc counted its ARQ queue entry
+  local m = redis.call('HMGET', meta_key(id), 'outcome', 'tenant', 'type', 'started_at', 'kept_bytes',
+                       '${ARQ_ENTRY_FIELD}')
   if ARGV[5] ~= '' then
     if tonumber(ARGV[6]) > 0 then
       redis.call('SET', result_key(id), ARGV[5], 'PX', ARGV[6])
@@ -101,7 +103,7 @@ local function release()
     end
   end
   if ARGV[11] == '1' then
-    redis.call('ZADD', '${DEAD_LETTERS_PREFIX}' .. tenant_of(id), fmt(now), id)
+    redis.call('ZADD', '${DEAD_LETTERS_PREFIX}' .. (m[2] or '${DEFAULT_TENANT}'), fmt(now), id)
     -- the queue's count of dead letters (``jobsvc_dead_letters``), pruned of those past their retention
     redis.call('ZADD', '${DEAD_BY_QUEUE_PREFIX}' .. q, fmt(now), id)
     redis.call('ZREMRANGEBYSCORE', '${DEAD_BY_QUEUE_PREFIX}' .. q, '-inf', fmt(now - tonumber(ARGV[12])))
@@ -111,9 +113,11 @@ local function release()
   end
   redis.call('DEL', retry_key(id), job_key(id))
   redis.call('ZREM', '${ABORT_SET}', id)
-  remove_arq_entry(q, id)
-  if redis.call('ZREM', ready_key(q), id) == 1 then fair_left_job(q, id) end
-  redis.call('ZREM', deferred_key(q), id)
+  remove_arq_entry(q, id, m[6])
+  if not holder then  -- its lease lapsed: a claim may have put it back in line meanwhile
+    if redis.call('ZREM', ready_key(q), id) == 1 then fair_left_job(q, id) end
+    redis.call('ZREM', deferred_key(q), id)
+  end
   -- what stays of the job for its tenant's storage budget: the result written here, as long as it lives
   local stays = nil
   if ARGV[5] ~= '' then
@@ -122,7 +126,7 @@ local function release()
     stays = {result = #ARGV[5], ttl = ttl}
   end
   -- the worker tallies this end in its own counters (jobs.engine.metrics.Tally) when it is the first
-  return record_outcome(q, id, ARGV[10], now, true, stays)
+  return record_outcome(q, id, ARGV[10], now, true, stays, m)
 end
 
 local reply = release()

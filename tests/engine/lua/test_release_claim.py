@@ -33,6 +33,7 @@ async def test_release_claim_ends_a_job_with_its_result_and_outcome(
         assert await redis.zscore(queue_set, "j1") is None
     stats = await redis.hgetall(keys.queue_stats(Q, now_ms() // 60_000))
     assert stats == {b"succeeded": b"1"}
+    assert await redis.hget(keys.ARQ_OWNED, Q) == b"0"  # jobsvc's entries in ARQ's queue: none left
 
 
 async def test_release_claim_keeps_a_result_without_ttl_forever(queues: JobQueues, redis: ArqRedis) -> None:
@@ -60,6 +61,7 @@ async def test_release_claim_records_an_outcome_once(queues: JobQueues, redis: A
     assert replies == ["ended", "ended_earlier"]  # the worker tallies the first end only
     assert await redis.get(keys.tenant_open_jobs(keys.DEFAULT_TENANT)) == b"1"
     assert await redis.hgetall(keys.queue_stats(Q, now_ms() // 60_000)) == {b"failed": b"1"}
+    assert await redis.hget(keys.ARQ_OWNED, Q) == b"1"  # the other job's entry: counted out once
 
 
 async def test_release_claim_leaves_the_counters_to_the_worker(queues: JobQueues, redis: ArqRedis) -> None:
@@ -183,6 +185,21 @@ async def test_release_claim_of_a_lapsed_lease_nobody_took_over_is_still_its_att
         claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded"
     ) == ("ended")
     assert await redis.get(keys.arq_result("j1")) == b"r"
+
+
+async def test_release_claim_of_a_lapsed_lease_takes_the_job_out_of_line_where_a_claim_put_it_back(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    claim = await claimed(queues, "j1")
+    await redis.delete(keys.arq_in_progress("j1"))
+    await lapse_lease(redis, "j1")
+    assert await claim_all(queues, free=0) == []  # finds the lapse and puts the job back in line
+    assert await redis.zscore(keys.ready(Q), "j1") is not None
+    assert await queues.release(
+        claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded"
+    ) == ("ended")
+    assert await redis.zcard(keys.ready(Q)) == 0
+    assert await claim_all(queues) == []
 
 
 async def test_release_claim_of_a_lapsed_lease_whose_slot_was_given_up_changes_nothing(

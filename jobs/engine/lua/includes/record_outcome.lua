@@ -15,35 +15,38 @@
 -- tallies the ends of its own attempts, jobs.engine.metrics.Tally), its end event, and whether
 -- dependents wait to be settled. ``stays``: what of the job stays in Redis, when the caller knows it
 -- ({result = its bytes, ttl = ms it lives, -1 for ever}; its record is gone), else nil: read here.
+-- ``meta``: the job's meta fields 'outcome', 'tenant', 'type', 'started_at' and 'kept_bytes', in that
+-- order, when the caller read them already (HMGET's reply), else nil: read here.
 -- Replies 'settle' (recorded, dependents wait), 'ended' (recorded, or no outcome given) or
 -- 'ended_earlier' (its end was recorded before).
-local function record_outcome(q, id, outcome, now, counted_by_caller, stays)
+local function record_outcome(q, id, outcome, now, counted_by_caller, stays, meta)
   if outcome == '' then return 'ended' end
-  if redis.call('HSETNX', meta_key(id), 'outcome', outcome) == 0 then return 'ended_earlier' end
-  local m = redis.call('HMGET', meta_key(id), 'tenant', 'type', 'started_at', 'kept_bytes')
-  local tenant, labels = m[1] or '${DEFAULT_TENANT}', (m[2] or '') .. '|' .. q
+  local m = meta or redis.call('HMGET', meta_key(id), 'outcome', 'tenant', 'type', 'started_at', 'kept_bytes')
+  if m[1] then return 'ended_earlier' end
+  redis.call('HSET', meta_key(id), 'outcome', outcome)
+  local tenant, jtype, started_at, kept_bytes = m[2] or '${DEFAULT_TENANT}', m[3] or '', m[4], m[5]
+  local labels = jtype .. '|' .. q
   if not counted_by_caller then
     count_metric('f|' .. labels .. '|' .. outcome, 1)
-    if m[3] then observe_ms('r', labels, now - tonumber(m[3])) end
+    if started_at then observe_ms('r', labels, now - tonumber(started_at)) end
   end
-  emit_event(tenant, id, m[2] or '', q, 'status', outcome, nil)
+  emit_event(tenant, id, jtype, q, 'status', outcome, nil)
   local open = open_key(tenant)
   if redis.call('DECR', open) <= 0 then redis.call('DEL', open) end
   -- listed by its end status from now on, in creation order as every listing (keys.index_by_status)
   local index = '${INDEX_PREFIX}' .. tenant
   local created = redis.call('ZSCORE', index, id)
   if created then redis.call('ZADD', index .. ':status:' .. outcome, created, id) end
-  if m[4] then  -- counted in the budget since its submit (kept_key.lua): now what stays, until when
+  if kept_bytes then  -- counted in the budget since its submit (kept_key.lua): now what stays, until when
     stays = stays or {result = redis.call('STRLEN', result_key(id)), ttl = redis.call('PTTL', meta_key(id)),
                       lingering = redis.call('STRLEN', job_key(id))}  -- the result lives as the meta does
     local lingering = stays.lingering or 0
-    add_kept_bytes(tenant, stays.result + lingering - tonumber(m[4]))
+    add_kept_bytes(tenant, stays.result + lingering - tonumber(kept_bytes))
     kept_until(tenant, 1, stays.result, stays.ttl, now)
     if lingering > 0 then kept_until(tenant, 0, lingering, redis.call('PTTL', job_key(id)), now) end
   end
   local stats = '${STATS_PREFIX}' .. q .. ':' .. math.floor(now / 60000)
-  redis.call('HINCRBY', stats, outcome, 1)
-  redis.call('EXPIRE', stats, 7200)
+  if redis.call('HINCRBY', stats, outcome, 1) == 1 then redis.call('EXPIRE', stats, 7200) end
   if redis.call('EXISTS', dependents_key(id)) == 1 then
     redis.call('ZADD', '${SETTLING}', fmt(now), id)
     return 'settle'
