@@ -180,7 +180,8 @@ def fair_share(queue: str) -> str:
 
 #: a tenant's fair-share weight ranges from 1 to this; its jobs are this / weight apart in virtual time
 MAX_TENANT_WEIGHT = 100
-#: the source of lease tokens: each claim holds the next, in its job's in-progress lock (fencing)
+#: the source of lease tokens for claims sent without a request id (a worker's claims number their jobs
+#: after the request's own id): each holds the next, in its job's in-progress lock (fencing)
 LEASE_SEQUENCE = f"{PREFIX}lease_seq"
 #: hash: queue -> epoch ms when an operator paused it; no worker starts a job from a queue named here
 PAUSED_QUEUES = f"{PREFIX}paused"

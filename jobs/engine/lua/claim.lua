@@ -175,7 +175,8 @@ local function claim_from(q, quota)
     elseif score then
       local verdict, slot = admit(q, id, m[1], m[2], tonumber(m[3]) or 5)
       if verdict == 'go' then
-        local token = fmt(redis.call('INCR', '${LEASE_SEQUENCE}'))
+        -- the request's id is unique, so its jobs' tokens are too; a request without one counts them
+        local token = ARGV[4] ~= '' and ARGV[4] .. '#' .. (#claims + 1) or fmt(redis.call('INCR', '${LEASE_SEQUENCE}'))
         redis.call('SET', in_progress_key(id), token, 'PX', lease)
         redis.call('ZADD', running_key(q), fmt(now + lease), id)
         new_leases[q] = now + lease

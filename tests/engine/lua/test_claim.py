@@ -226,7 +226,9 @@ async def test_a_claim_sent_twice_answers_with_the_same_jobs_and_takes_no_more(
     assert [job_id for job_id, _, _ in first] == ["j1", "j2"]
     assert await claim("worker-a:7") == first  # the same jobs, tokens and attempts
     assert await redis.get(keys.arq_retry("j1")) == b"1"  # the attempt counted once
-    assert [job_id for job_id, _, _ in await claim("worker-a:8")] == ["j3"]  # a new request takes more
+    later = await claim("worker-a:8")
+    assert [job_id for job_id, _, _ in later] == ["j3"]  # a new request takes more
+    assert len({token for _, token, _ in first + later}) == 3  # a token of its own for every claim of a job
 
 
 async def first_due_or_lease_end(redis: ArqRedis, queue: str) -> int | None:

@@ -32,9 +32,18 @@ local function enqueue(a, index_keys, tally)
   a.meta_ttl = tonumber(a.meta_ttl) + longest
   redis.call('PSETEX', job_key(id), a.job_ttl, a.record)
   redis.call('ZADD', arq_queue_key(a.queue), fmt(a.due), id)
+  -- a new job's meta is new: its ARQ queue entry is marked counted in the same HSET (count_arq_entry)
+  if not a.adopted then
+    table.insert(a.meta, '${ARQ_ENTRY_FIELD}')
+    table.insert(a.meta, a.queue)
+  end
   redis.call('HSET', meta_key(id), 'type', a.type, 'queue', a.queue, 'priority', a.priority,
              'tenant', a.tenant, 'kept_bytes', #a.record, unpack(a.meta))
-  count_arq_entry(a.queue, id, tally)
+  if a.adopted then
+    count_arq_entry(a.queue, id, tally)
+  else
+    add_count(tally, '${ARQ_OWNED}', a.queue, 1)
+  end
   if #pending > 0 then
     redis.call('HSET', meta_key(id), 'waiting_for', #pending)
     for _, parent in ipairs(pending) do
@@ -47,8 +56,9 @@ local function enqueue(a, index_keys, tally)
     place(a.queue, id, a.due, a.priority, now, a.tenant)
   end
   redis.call('PEXPIRE', meta_key(id), a.meta_ttl)
-  redis.call('INCR', open_key(a.tenant))
-  redis.call('ZADD', '${TENANTS}', 'NX', a.created, a.tenant)
+  if redis.call('INCR', open_key(a.tenant)) == 1 then  -- known since its first job (tenant_store)
+    redis.call('ZADD', '${TENANTS}', 'NX', a.created, a.tenant)
+  end
   for _, index in ipairs(index_keys) do redis.call('ZADD', index, a.created, id) end
   local status = 'queued'
   if #pending == 0 and a.due > now then status = 'deferred' end

@@ -14,11 +14,10 @@ local function fair_tag(q, tenant, priority)
   local weight = tonumber(redis.call('HGET', '${TENANT_PREFIX}' .. tenant .. ':quotas', 'weight')) or 1
   local mine = tenant .. '|' .. priority
   local clocks = redis.call('HMGET', fair, mine, '|' .. priority, 'n|' .. mine)
-  local own = tonumber(clocks[1]) or 0
-  if (tonumber(clocks[3]) or 0) <= 0 then own = 0 end
+  local own, ready = tonumber(clocks[1]) or 0, tonumber(clocks[3]) or 0
+  if ready <= 0 then own = 0 end
   local step = math.floor(${MAX_TENANT_WEIGHT} / math.max(1, math.min(weight, ${MAX_TENANT_WEIGHT})))
   local tag = math.max(own, tonumber(clocks[2]) or 0) + step
-  redis.call('HSET', fair, mine, fmt(tag))
-  redis.call('HINCRBY', fair, 'n|' .. mine, 1)
+  redis.call('HSET', fair, mine, fmt(tag), 'n|' .. mine, fmt(math.max(ready, 0) + 1))
   return tag
 end
