@@ -331,11 +331,6 @@ AUDIT_LOG = f"{PREFIX}audit"
 TENANTS = f"{PREFIX}tenants"
 
 
-def deleted(job_id: str) -> str:
-    """Marker of a job deleted with its tenant's data: its worker must not write its end back."""
-    return f"{PREFIX}deleted:{job_id}"
-
-
 def released(job_id: str) -> str:
     """The last release of a job's claim: its lease token and reply, kept a few seconds, so that a
     release sent again (redis-py resends a command whose connection dropped) answers as the first did

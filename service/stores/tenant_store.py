@@ -13,8 +13,6 @@ from jobs.engine import keys
 from jobs.engine import lua as scripts
 from jobs.engine.queue_ops import Kept, Quotas, decode_purge_job, decode_read_kept
 
-#: a job deleted while it runs keeps this marker as long, so its worker does not write its end back
-DELETED_MARKER_TTL_MS = 7 * 86_400 * 1000
 BATCH = 500
 #: SCAN pattern of every tenant's Idempotency-Key records, derived from the one place keys are named
 IDEMPOTENCY_PATTERN = keys.idempotency(keys.DEFAULT_TENANT, "").rpartition(":")[0] + ":*"
@@ -112,7 +110,7 @@ class TenantStore:
                 break
             async with self.redis.pipeline(transaction=False) as pipe:
                 for job_id in job_ids:
-                    await self._purge(args=[job_id, tenant, DELETED_MARKER_TTL_MS], client=pipe)
+                    await self._purge(args=[job_id, tenant], client=pipe)
                 replies = await pipe.execute()
             deleted.update(
                 job_id for job_id, reply in zip(job_ids, replies, strict=True) if decode_purge_job(reply)

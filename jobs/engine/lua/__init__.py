@@ -84,7 +84,6 @@ PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "INDEX_PREFIX": keys.INDEX_PREFIX,
     "TENANTS": keys.TENANTS,
     "KEPT_BUCKET_MS": keys.KEPT_BUCKET_MS,
-    "DELETED_PREFIX": _prefix(keys.deleted),
     "EVENTS_PREFIX": keys.EVENTS_PREFIX,
     "EVENTS_RETAINED": keys.EVENTS_RETAINED,
     "METRICS": keys.METRICS,

@@ -1,9 +1,9 @@
 -- Delete one of a tenant's jobs and every trace of it: out of every queue, its records gone, its
--- dependents' links gone. A running one is asked to abort and marked deleted, so that its worker
--- writes nothing back (release_claim.lua answers 'gone').
+-- dependents' links gone. A running one is asked to abort; its worker writes nothing back, as its meta
+-- is gone (release_claim.lua answers 'gone', report_progress.lua writes nothing).
 --
 -- KEYS: none
--- ARGV: [1] job id, [2] tenant, [3] how long the deleted marker of a running job lives (ms)
+-- ARGV: [1] job id, [2] tenant
 -- Replies:
 --   1                                the job was the tenant's and is deleted
 --   0                                no such job, or another tenant's: nothing written
@@ -19,7 +19,6 @@
 --- @include "deferred_key"
 --- @include "running_key"
 --- @include "dependents_key"
---- @include "deleted_key"
 --- @include "tenant_of"
 --- @include "queue_of"
 --- @include "remove_arq_entry"
@@ -33,7 +32,6 @@ remove_arq_entry(q, id)
 if redis.call('ZREM', ready_key(q), id) == 1 then fair_left_job(q, id) end
 redis.call('ZREM', deferred_key(q), id)
 if redis.call('EXISTS', in_progress_key(id)) == 1 then
-  redis.call('SET', deleted_key(id), '1', 'PX', ARGV[3])
   redis.call('ZADD', '${ABORT_SET}', fmt(now_ms()), id)
 else
   redis.call('ZREM', running_key(q), id)

@@ -37,7 +37,6 @@
 --- @include "ready_key"
 --- @include "deferred_key"
 --- @include "running_key"
---- @include "deleted_key"
 --- @include "place"
 --- @include "release_slot"
 --- @include "record_outcome"
@@ -62,7 +61,10 @@ if not holder and slot ~= '' and not redis.call('ZSCORE', slot .. ':running', id
 
 local function release()
   local now = now_ms()
-  if redis.call('EXISTS', deleted_key(id)) == 1 then  -- deleted with its tenant's data while it ran
+  -- the meta, read once: record_outcome's fields, whether jobsvc counted its ARQ queue entry, its priority
+  local m = redis.call('HMGET', meta_key(id), 'outcome', 'tenant', 'type', 'started_at', 'kept_bytes',
+                       '${ARQ_ENTRY_FIELD}', 'priority')
+  if not m[3] then  -- its meta is gone: deleted with its tenant's data while it ran (purge_job.lua)
     redis.call('DEL', in_progress_key(id), retry_key(id), job_key(id))
     redis.call('ZREM', running_key(q), id)
     release_slot(slot, id, now)
@@ -81,18 +83,15 @@ local function release()
     if not due then return 'gone' end
     due = tonumber(due) + tonumber(ARGV[8])
     redis.call('ZADD', arq_queue_key(q), fmt(due), id)
-    local m = redis.call('HMGET', meta_key(id), 'tenant', 'type', 'priority')
-    place(q, id, due, tonumber(m[3]) or 5, now, m[1] or '${DEFAULT_TENANT}')
+    local tenant = m[2] or '${DEFAULT_TENANT}'
+    place(q, id, due, tonumber(m[7]) or 5, now, tenant)
     local reason = 'handed_back'
     if ARGV[9] ~= '1' then reason = 'retry' end  -- the worker tallies the retry (jobs.engine.metrics)
     local status = 'queued'
     if due > now then status = 'deferred' end
-    emit_event(m[1] or '${DEFAULT_TENANT}', id, m[2] or '', q, 'status', status, {reason = reason})
+    emit_event(tenant, id, m[3], q, 'status', status, {reason = reason})
     return 'again'
   end
-  -- the meta as the end reads it: record_outcome's fields, then whether jobsvc counted its ARQ queue entry
-  local m = redis.call('HMGET', meta_key(id), 'outcome', 'tenant', 'type', 'started_at', 'kept_bytes',
-                       '${ARQ_ENTRY_FIELD}')
   if ARGV[5] ~= '' then
     if tonumber(ARGV[6]) > 0 then
       redis.call('SET', result_key(id), ARGV[5], 'PX', ARGV[6])

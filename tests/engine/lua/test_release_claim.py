@@ -118,7 +118,7 @@ async def test_release_claim_answers_gone_for_a_job_deleted_while_it_ran(
     queues: JobQueues, redis: ArqRedis
 ) -> None:
     claim = await claimed(queues, "j1")
-    assert decode_purge_job(await redis.eval(lua.PURGE_JOB, 0, "j1", keys.DEFAULT_TENANT, 60_000))
+    assert decode_purge_job(await redis.eval(lua.PURGE_JOB, 0, "j1", keys.DEFAULT_TENANT))
     reply = await queues.release(claim, ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded")
     assert reply == "gone"
     assert not await redis.exists(keys.arq_result("j1"), keys.job_meta("j1"), keys.arq_in_progress("j1"))

@@ -1,1 +1,0 @@
-local function deleted_key(id) return '${DELETED_PREFIX}' .. id end
