@@ -14,6 +14,8 @@
 --- @include "unpack_job"
 --- @include "enqueue"
 --- @include "write_counts"
+--- @include "write_turns"
+--- @include "now_ms"
 --- @include "over_quota"
 
 local items = cmsgpack.unpack(ARGV[1])
@@ -24,13 +26,17 @@ for i, item in ipairs(items) do
   used[jobs[i].queue] = true
   top = math.max(top, jobs[i].priority)
 end
+-- the jobs' placements, as one: each tenant's fair-share turns written once, a worker woken once a queue
+local batch = {turns = {}, weights = {}, woken = {}, now = now_ms()}
 if ARGV[2] then
-  local refused = over_quota(ARGV[2], #items, bytes, ARGV[3], used, top)
+  local refused, weight = over_quota(ARGV[2], #items, bytes, ARGV[3], used, top)
   if refused then return refused end
+  batch.weights[ARGV[2]] = weight
 end
 local replies, tally = {}, {}
 for i, item in ipairs(items) do
-  replies[i] = enqueue(jobs[i], item[1], tally)
+  replies[i] = enqueue(jobs[i], item[1], tally, batch)
 end
 write_counts(tally)
+write_turns(batch)
 return replies

@@ -92,3 +92,24 @@ async def test_submit_many_refused_by_the_quotas_writes_nothing_of_the_batch(
     assert refused.value.refusal == ("over_open", "")
     assert not await redis.exists(keys.arq_job("j0"), keys.arq_job(f"j{size - 1}"))
     assert await redis.get(keys.tenant_open_jobs("acme")) == b"1"
+
+
+async def test_a_batch_places_its_jobs_in_the_fair_turns_they_would_take_one_by_one(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """A batch reads each tenant's weight and clock once and writes them once: the turns come out as
+    if its jobs had been submitted one at a time (here into a twin queue)."""
+    await redis.hset(keys.tenant_quotas("globex"), "weight", 4)
+    order = [("acme", 5), ("globex", 5), ("acme", 5), ("acme", 9), ("globex", 5), ("acme", 5)]
+    await queues.submit_many(
+        [job_call(f"b{i}", tenant=tenant, priority=p, queue="batch") for i, (tenant, p) in enumerate(order)]
+    )
+    for i, (tenant, p) in enumerate(order):
+        await submitted(queues, f"s{i}", tenant=tenant, priority=p, queue="single")
+    batch = await redis.zrange(keys.ready("batch"), 0, -1, withscores=True)
+    single = await redis.zrange(keys.ready("single"), 0, -1, withscores=True)
+    assert [(job_id[1:], score) for job_id, score in batch] == [
+        (job_id[1:], score) for job_id, score in single
+    ]
+    assert await redis.hgetall(keys.fair_share("batch")) == await redis.hgetall(keys.fair_share("single"))
+    assert await redis.llen(keys.wake("batch")) == 1

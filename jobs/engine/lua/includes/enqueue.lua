@@ -17,10 +17,11 @@
 -- indexes (``index_keys``), and its place in line, or in its parents' lists of dependents. Replies
 -- {'created', parents waited for}, {'exists', ''} (its id is taken), or the parents' refusal. With
 -- ``a.adopted``, the job is one of ARQ's own producers' (adopt_foreign.lua): its id is its own already.
--- ``tally``: nil to write the counters at once, or a batch's table of them (add_count).
-local function enqueue(a, index_keys, tally)
+-- ``tally``: nil to write the counters at once, or a batch's table of them (add_count). ``batch``: nil,
+-- or the placements table of a script that places many jobs (place; its ``now``, read once).
+local function enqueue(a, index_keys, tally, batch)
   local id = a.id
-  local now = now_ms()
+  local now = batch and batch.now or now_ms()
   if not a.adopted and redis.call('EXISTS', job_key(id), result_key(id)) > 0 then return {'exists', ''} end
   local pending, refused = parents_pending(a.tenant, a.parents)
   if refused then return refused end
@@ -53,7 +54,7 @@ local function enqueue(a, index_keys, tally)
       end
     end
   else
-    place(a.queue, id, a.due, a.priority, now, a.tenant)
+    place(a.queue, id, a.due, a.priority, now, a.tenant, batch)
   end
   redis.call('PEXPIRE', meta_key(id), a.meta_ttl)
   if redis.call('INCR', open_key(a.tenant)) == 1 then  -- known since its first job (tenant_store)

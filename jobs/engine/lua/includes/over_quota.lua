@@ -10,12 +10,14 @@
 -- the highest at priority ``top``; nil when allowed, else the refusal: {'queue_not_allowed', queue},
 -- {'priority_not_allowed', the tenant's highest}, {'over_open', ''}, {'over_kept_jobs', the budget},
 -- {'over_kept_bytes', the budget}, {'over_budget', the budget} (the submit alone is larger than the
--- tenant's bytes budget) or {'over_rate', ms until the next second}.
+-- tenant's bytes budget) or {'over_rate', ms until the next second}; when allowed, also the tenant's
+-- fair-share weight, read with its quotas (fair_tag's).
 local function over_quota(tenant, n, bytes, quotas, used, top)
   local default = {}
   for value in string.gmatch(quotas, '%d+') do table.insert(default, value) end
   local set = redis.call('HMGET', '${TENANT_PREFIX}' .. tenant .. ':quotas', 'max_open_jobs',
-                         'submits_per_s', 'max_kept_jobs', 'max_kept_bytes', 'queues', 'max_priority')
+                         'submits_per_s', 'max_kept_jobs', 'max_kept_bytes', 'queues', 'max_priority',
+                         'weight')
   if set[5] then
     for q in pairs(used) do
       if not string.find(set[5], ',' .. q .. ',', 1, true) then return {'queue_not_allowed', q} end
@@ -36,5 +38,5 @@ local function over_quota(tenant, n, bytes, quotas, used, top)
   local submitted = redis.call('INCRBY', key, n)
   if submitted == n then redis.call('EXPIRE', key, 2) end
   if submitted > max_rate then return {'over_rate', tostring(1000 - now % 1000)} end
-  return nil
+  return nil, set[7] or '1'
 end

@@ -5,12 +5,18 @@
 --- @include "fair_tag"
 
 -- Put a waiting job where workers find it: ready (and wake a worker) when due, in its tenant's fair
--- turn among the jobs of its priority (fair_tag), else deferred.
-local function place(q, id, due, priority, now, tenant)
+-- turn among the jobs of its priority (fair_tag), else deferred. ``batch``: nil, or the placements table
+-- of a script that places many jobs (fair_tag's; also ``woken``, the queues it woke a worker for once).
+local function place(q, id, due, priority, now, tenant, batch)
   if due <= now then
-    local tag = fair_tag(q, tenant, priority)
+    local tag = fair_tag(q, tenant, priority, batch)
     redis.call('ZADD', ready_key(q), fmt((9 - priority) * ${PRIORITY_BAND} + tag), id)
-    wake(q)
+    if not batch then
+      wake(q)
+    elseif not batch.woken[q] then
+      wake(q)
+      batch.woken[q] = true
+    end
   else
     redis.call('ZADD', deferred_key(q), fmt(due * 10 + (9 - priority)), id)
     -- the queue's timer only ever moves earlier here; when it does, a worker wakes to wait for it
