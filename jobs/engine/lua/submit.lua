@@ -26,7 +26,9 @@
 --- @include "over_quota"
 --- @include "enqueue"
 --- @include "replay_mark"
---- @include "write_turns"
+--- @include "now_ms"
+--- @include "new_batch"
+--- @include "write_batch"
 
 if ARGV[1] ~= '' then
   local prior = redis.call('GET', KEYS[4])
@@ -38,14 +40,14 @@ if again and again ~= '' then
   local refused = replay_refusal(again)
   if refused then return refused end
 end
-local batch = {turns = {}, weights = {}, woken = {}}  -- place's: the weight read with the quotas
+local batch = new_batch(now_ms())  -- enqueue's: the tenant's weight read with its quotas
 if ARGV[3] ~= '' then
   local refused, weight = over_quota(job.tenant, 1, #job.record, ARGV[3], {[job.queue] = true}, job.priority)
   if refused then return refused end
   batch.weights[job.tenant] = weight
 end
 local outcome = enqueue(job, {KEYS[1], KEYS[2], KEYS[3]}, nil, batch)
-write_turns(batch)
+write_batch(batch)
 if outcome[1] == 'created' then
   if again and again ~= '' then mark_replayed(again, job.id, job.tenant) end
   if ARGV[1] ~= '' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2]) end

@@ -14,7 +14,8 @@
 --- @include "unpack_job"
 --- @include "enqueue"
 --- @include "write_counts"
---- @include "write_turns"
+--- @include "new_batch"
+--- @include "write_batch"
 --- @include "now_ms"
 --- @include "over_quota"
 
@@ -26,8 +27,8 @@ for i, item in ipairs(items) do
   used[jobs[i].queue] = true
   top = math.max(top, jobs[i].priority)
 end
--- the jobs' placements, as one: each tenant's fair-share turns written once, a worker woken once a queue
-local batch = {turns = {}, weights = {}, woken = {}, now = now_ms()}
+-- the jobs' placements, as one: each set and counter written once, a worker woken once a queue
+local batch = new_batch(now_ms())
 if ARGV[2] then
   local refused, weight = over_quota(ARGV[2], #items, bytes, ARGV[3], used, top)
   if refused then return refused end
@@ -38,5 +39,5 @@ for i, item in ipairs(items) do
   replies[i] = enqueue(jobs[i], item[1], tally, batch)
 end
 write_counts(tally)
-write_turns(batch)
+write_batch(batch)
 return replies

@@ -113,3 +113,18 @@ async def test_a_batch_places_its_jobs_in_the_fair_turns_they_would_take_one_by_
     ]
     assert await redis.hgetall(keys.fair_share("batch")) == await redis.hgetall(keys.fair_share("single"))
     assert await redis.llen(keys.wake("batch")) == 1
+
+
+async def test_a_batch_adds_to_each_sorted_set_once_however_many_jobs_it_holds(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """ARQ's queue, the ready set and the three listing indexes get one ZADD each, with every job of the
+    batch in it (the tenant joins the tenants' list with one more)."""
+    await redis.config_resetstat()
+    await queues.submit_many([job_call(f"j{i}") for i in range(100)])
+    stats = await redis.info("commandstats")
+    assert stats["cmdstat_zadd"]["calls"] == 6
+    assert await redis.zcard(keys.ready(keys.DEFAULT_QUEUE)) == 100
+    assert await redis.zcard(keys.arq_queue(keys.DEFAULT_QUEUE)) == 100
+    assert await redis.zcard(keys.index_all(keys.DEFAULT_TENANT)) == 100
+    assert await redis.get(keys.tenant_open_jobs(keys.DEFAULT_TENANT)) == b"100"

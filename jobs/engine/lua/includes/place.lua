@@ -3,14 +3,16 @@
 --- @include "deferred_key"
 --- @include "wake"
 --- @include "fair_tag"
+--- @include "add_member"
 
 -- Put a waiting job where workers find it: ready (and wake a worker) when due, in its tenant's fair
 -- turn among the jobs of its priority (fair_tag), else deferred. ``batch``: nil, or the placements table
--- of a script that places many jobs (fair_tag's; also ``woken``, the queues it woke a worker for once).
+-- of a script that places many jobs (fair_tag's; ``woken``, the queues it woke a worker for once;
+-- ``members``, add_member's).
 local function place(q, id, due, priority, now, tenant, batch)
   if due <= now then
     local tag = fair_tag(q, tenant, priority, batch)
-    redis.call('ZADD', ready_key(q), fmt((9 - priority) * ${PRIORITY_BAND} + tag), id)
+    add_member(batch, ready_key(q), fmt((9 - priority) * ${PRIORITY_BAND} + tag), id)
     if not batch then
       wake(q)
     elseif not batch.woken[q] then
