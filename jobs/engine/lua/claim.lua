@@ -175,17 +175,19 @@ local function claim_from(q, quota)
     elseif score then
       local verdict, slot = admit(q, id, m[1], m[2], tonumber(m[3]) or 5)
       if verdict == 'go' then
-        -- the request's id is unique, so its jobs' tokens are too; a request without one counts them
-        local token = ARGV[4] ~= '' and ARGV[4] .. '#' .. (#claims + 1) or fmt(redis.call('INCR', '${LEASE_SEQUENCE}'))
-        redis.call('SET', in_progress_key(id), token, 'PX', lease)
-        redis.call('ZADD', running_key(q), fmt(now + lease), id)
-        new_leases[q] = now + lease
-        redis.call('HSET', meta_key(id), 'started_at', fmt(now))
         -- what ARQ's run_job reads in its first round trip, read here instead: the job, its attempt
         -- (counted now: a claim whose worker never hears back is a lost attempt), whether it was aborted
         local record = redis.call('GET', job_key(id))
         local tries = redis.call('INCR', retry_key(id))
         redis.call('EXPIRE', retry_key(id), ${ARQ_RETRY_TTL_S})
+        -- the request's id is unique and the job's attempt grows with each claim of it, so no two claims
+        -- of a job share a token; a request without an id takes the next of a counter
+        local token = ARGV[4] .. '#' .. tries
+        if ARGV[4] == '' then token = fmt(redis.call('INCR', '${LEASE_SEQUENCE}')) end
+        redis.call('SET', in_progress_key(id), token, 'PX', lease)
+        redis.call('ZADD', running_key(q), fmt(now + lease), id)
+        new_leases[q] = now + lease
+        redis.call('HSET', meta_key(id), 'started_at', fmt(now))
         local aborted = redis.call('ZREM', '${ABORT_SET}', id)
         local jtype = m[1] or ''
         emit_event(m[4] or '${DEFAULT_TENANT}', id, jtype, q, 'status', 'in_progress', {attempt = tries})

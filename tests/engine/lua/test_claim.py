@@ -226,9 +226,30 @@ async def test_a_claim_sent_twice_answers_with_the_same_jobs_and_takes_no_more(
     assert [job_id for job_id, _, _ in first] == ["j1", "j2"]
     assert await claim("worker-a:7") == first  # the same jobs, tokens and attempts
     assert await redis.get(keys.arq_retry("j1")) == b"1"  # the attempt counted once
-    later = await claim("worker-a:8")
-    assert [job_id for job_id, _, _ in later] == ["j3"]  # a new request takes more
-    assert len({token for _, token, _ in first + later}) == 3  # a token of its own for every claim of a job
+    assert [job_id for job_id, _, _ in await claim("worker-a:8")] == ["j3"]  # a new request takes more
+
+
+async def test_no_two_claims_of_a_job_share_a_lease_token(queues: JobQueues, redis: ArqRedis) -> None:
+    """Even the same request sent again after its reply was forgotten takes the job with a new token,
+    so that the first claim's late release changes nothing."""
+    await submitted(queues, "j1")
+
+    async def claim(request_id: str) -> Claim:
+        claims, _ = await queues.claim(
+            lease_ms=LEASE_MS, free=1, limits="{}", queues=[(Q, 1)], credits={}, request_id=request_id
+        )
+        assert [c.job_id for c in claims] == ["j1"]
+        return claims[0]
+
+    first = await claim("worker-a:7")
+    await redis.delete(keys.arq_in_progress("j1"), keys.claimed("worker-a:7"))  # lapsed; reply forgotten
+    await lapse_lease(redis, "j1")
+    again = await claim("worker-a:7")
+    assert again.token != first.token
+    assert (
+        await queues.release(first, ended=True, result=b"r", result_ttl_ms=60_000, outcome="failed")
+        == "stale"
+    )
 
 
 async def first_due_or_lease_end(redis: ArqRedis, queue: str) -> int | None:
