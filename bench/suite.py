@@ -86,6 +86,8 @@ class Options:
     #: batch submits (of 100 jobs) per second offered to the API
     batch_rates: tuple[float, ...] = (2, 5, 10)
     rest_duration_s: float = 4.0
+    #: processes serving the API in the REST section, each count a run of its own (uvicorn's --workers)
+    api_processes: tuple[int, ...] = (1,)
     idle_s: float = 30.0  # several heartbeats: an idle jobsvc worker writes every 5 s
     systems: tuple[str, ...] = tuple(SYSTEMS)
     sections: tuple[str, ...] = SECTIONS
@@ -251,20 +253,34 @@ async def drain(stack: Stack, system: System, options: Options, clock: Clock) ->
 
 
 async def rest(stack: Stack, system: System, options: Options, clock: Clock) -> Figures | None:
+    figures: Figures = {"batch_size": BATCH_SIZE}
+    for processes in options.api_processes:
+        runs = await rest_once(stack, system, options, clock, processes)
+        if runs is None:
+            return None
+        suffix = "" if processes == 1 else f" x{processes}"  # "single x2": two API processes
+        figures[f"single{suffix}"], figures[f"batch{suffix}"] = runs
+    return figures
+
+
+async def rest_once(
+    stack: Stack, system: System, options: Options, clock: Clock, processes: int
+) -> tuple[Figures, Figures] | None:
+    """Single and batch submits at each rate against the system's API served by ``processes`` processes."""
     port = free_port()
-    args = system.api_args(port)
+    args = system.api_args(port, processes)
     if args is None:
         return None
     base = f"http://127.0.0.1:{port}"
     single, batch = system.rest_job("noop"), {"jobs": [system.rest_job("noop")] * BATCH_SIZE}
-    figures: Figures = {"single": {}, "batch": {}, "batch_size": BATCH_SIZE}
+    singles: Figures = {}
+    batches: Figures = {}
     async with stack.server() as url:
-        api = stack.spawn(args, system.worker_env(url), f"{system.name}-api")
+        api = stack.spawn(args, system.worker_env(url), f"{system.name}-api-x{processes}")
         await wait_http(base, api)
         authorization = system.authorization()
-        await open_loop(
-            base, "/v1/jobs", single, rate=50, duration_s=0.5, authorization=authorization
-        )  # warm-up
+        for _ in range(processes):  # warm-up, long enough to reach every process
+            await open_loop(base, "/v1/jobs", single, rate=50, duration_s=0.5, authorization=authorization)
         for rate in options.rates:
             run = await open_loop(
                 base,
@@ -275,8 +291,11 @@ async def rest(stack: Stack, system: System, options: Options, clock: Clock) -> 
                 authorization=authorization,
             )
             run["jobs_per_s"] = run["throughput"]
-            figures["single"][f"{rate:g}"] = run
-            clock.say(f"{system.name}: REST single at {rate:g}/s: {run['throughput']}/s, {run['latency_ms']}")
+            singles[f"{rate:g}"] = run
+            clock.say(
+                f"{system.name}: REST single at {rate:g}/s, {processes} API process(es): "
+                f"{run['throughput']}/s, {run['latency_ms']}"
+            )
         for rate in options.batch_rates:
             run = await open_loop(
                 base,
@@ -287,9 +306,12 @@ async def rest(stack: Stack, system: System, options: Options, clock: Clock) -> 
                 authorization=authorization,
             )
             run["jobs_per_s"] = round(run["throughput"] * BATCH_SIZE, 1)
-            figures["batch"][f"{rate:g}"] = run
-            clock.say(f"{system.name}: REST batch at {rate:g}/s: {run['jobs_per_s']} jobs/s")
-    return figures
+            batches[f"{rate:g}"] = run
+            clock.say(
+                f"{system.name}: REST batch at {rate:g}/s, {processes} API process(es): "
+                f"{run['jobs_per_s']} jobs/s"
+            )
+    return singles, batches
 
 
 async def commands(stack: Stack, system: System, options: Options, clock: Clock) -> Figures:
@@ -471,16 +493,21 @@ def rest_table(results: Figures) -> str | None:
             if isinstance(data, dict):
                 rows.append([name, "failed", data["error"][:60], "", "", "", "", ""])
             continue
-        for mode in ("single", "batch"):
+        modes = [
+            key
+            for key, runs in data.items()
+            if key.startswith(("single", "batch")) and isinstance(runs, dict)
+        ]
+        for mode in modes:
             for rate, run in data[mode].items():
                 base = _get(systems.get(BASELINE, {}), f"rest.{mode}.{rate}.jobs_per_s")
                 latency = run["latency_ms"]
                 bad = sum(n for status, n in run["statuses"].items() if not status.startswith("2"))
-                offered = float(rate) * (BATCH_SIZE if mode == "batch" else 1)
+                offered = float(rate) * (BATCH_SIZE if mode.startswith("batch") else 1)
                 rows.append(
                     [
                         name,
-                        mode if mode == "single" else f"batch of {BATCH_SIZE}",
+                        mode.replace("batch", f"batch of {BATCH_SIZE}", 1),
                         f"{rate} req/s ({offered:,.0f} jobs/s)",
                         _cell(float(run["jobs_per_s"])),
                         _cell(latency.get("p50")),
@@ -584,6 +611,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, bool]:
     parser.add_argument("--workers", type=_ints, help="worker counts of the drain, comma-separated (1,2,4)")
     parser.add_argument("--rates", type=_floats, help="single submits/s offered to the API (200,500,1000)")
     parser.add_argument("--batch-rates", type=_floats, help="batch submits/s offered to the API (2,5,10)")
+    parser.add_argument(
+        "--api-processes", type=_ints, help="processes serving the API in the REST section, each a run (1)"
+    )
     parser.add_argument("--rest-seconds", type=float, help="seconds of each open-loop run (4)")
     parser.add_argument("--idle-seconds", type=float, help="seconds of the idle-worker measurement (30)")
     parser.add_argument("--quick", action="store_true", help="small figures everywhere, for a smoke test")
@@ -618,6 +648,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, bool]:
         ("rates", "rates"),
         ("batch_rates", "batch_rates"),
         ("rest_seconds", "rest_duration_s"),
+        ("api_processes", "api_processes"),
         ("idle_seconds", "idle_s"),
         ("redis_url", "redis_url"),
     ):

@@ -20,7 +20,7 @@ from arq.connections import RedisSettings
 from arq.jobs import Job
 
 from bench.measure import CountingRedis
-from bench.peers.base import BIN, SLEEP_S, Kind, System
+from bench.peers.base import BIN, SLEEP_S, Kind, System, uvicorn_workers
 
 QUEUE = "arq:queue"
 
@@ -73,8 +73,11 @@ class ArqDefault(System):
             env["BENCH_ARQ_POLL_DELAY"] = str(self.poll_delay_s)
         return env
 
-    def api_args(self, port: int) -> list[str | Path] | None:
-        return [BIN / "uvicorn", "bench.peers.arq_api:app", "--port", str(port), "--no-access-log"]
+    def api_args(self, port: int, processes: int = 1) -> list[str | Path] | None:
+        return [
+            BIN / "uvicorn", "bench.peers.arq_api:app", "--port", str(port), "--no-access-log",
+            *uvicorn_workers(processes),
+        ]  # fmt: skip
 
     def rest_job(self, kind: Kind) -> dict[str, object]:
         return {"function": kind, "params": ARGS[kind]}
@@ -113,5 +116,5 @@ class ArqTuned(ArqDefault):
     concurrency = 200
     poll_delay_s = 0.01
 
-    def api_args(self, port: int) -> list[str | Path] | None:
+    def api_args(self, port: int, processes: int = 1) -> list[str | Path] | None:
         return None  # the API is arq-default's: worker settings do not change it

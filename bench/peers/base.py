@@ -39,8 +39,9 @@ class System(ABC):
         """Environment added to the workers' (and the API's)."""
         return {"BENCH_REDIS_URL": redis_url}
 
-    def api_args(self, port: int) -> list[str | Path] | None:
-        """The command line of the REST API for the submit benchmark; None if the system has none here."""
+    def api_args(self, port: int, processes: int = 1) -> list[str | Path] | None:
+        """The command line of the REST API for the submit benchmark, served by ``processes`` processes;
+        None if the system has none here."""
         return None
 
     def authorization(self) -> str | None:
@@ -79,3 +80,8 @@ class System(ABC):
     @abstractmethod
     async def started_at(self, ids: Sequence[str]) -> dict[str, float]:
         """The ``time.time()`` each finished stamp job among `ids` returned."""
+
+
+def uvicorn_workers(processes: int) -> list[str]:
+    """uvicorn's arguments for an API served by ``processes`` processes (one: uvicorn's own default)."""
+    return ["--workers", str(processes)] if processes > 1 else []

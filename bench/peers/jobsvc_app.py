@@ -12,7 +12,7 @@ from pathlib import Path
 from arq import ArqRedis
 
 from bench.measure import CountingRedis
-from bench.peers.base import BIN, SLEEP_S, Kind, System
+from bench.peers.base import BIN, SLEEP_S, Kind, System, uvicorn_workers
 from jobs.engine import keys
 from jobs.engine.connection import open_pool
 from jobs.engine.queue_ops import NewJob
@@ -66,8 +66,15 @@ class JobsvcSystem(System):
     def authorization(self) -> str | None:
         return f"Bearer {ADMIN_KEY}"
 
-    def api_args(self, port: int) -> list[str | Path]:
-        return [BIN / "uvicorn", "service.main:app", "--port", str(port), "--no-access-log"]
+    def api_args(self, port: int, processes: int = 1) -> list[str | Path]:
+        return [
+            BIN / "uvicorn",
+            "service.main:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            *uvicorn_workers(processes),
+        ]
 
     def rest_job(self, kind: Kind) -> dict[str, object]:
         job_type, params = TYPES[kind]
