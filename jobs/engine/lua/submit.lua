@@ -42,7 +42,8 @@ if again and again ~= '' then
 end
 local batch = new_batch(now_ms())  -- enqueue's: the tenant's weight read with its quotas
 if ARGV[3] ~= '' then
-  local refused, weight = over_quota(job.tenant, 1, #job.record, ARGV[3], {[job.queue] = true}, job.priority)
+  local refused, weight = over_quota(job.tenant, 1, #job.record, ARGV[3], {[job.queue] = true}, job.priority,
+                                     batch.now)
   if refused then return refused end
   batch.weights[job.tenant] = weight
 end

@@ -30,7 +30,7 @@ end
 -- the jobs' placements, as one: each set and counter written once, a worker woken once a queue
 local batch = new_batch(now_ms())
 if ARGV[2] then
-  local refused, weight = over_quota(ARGV[2], #items, bytes, ARGV[3], used, top)
+  local refused, weight = over_quota(ARGV[2], #items, bytes, ARGV[3], used, top, batch.now)
   if refused then return refused end
   batch.weights[ARGV[2]] = weight
 end

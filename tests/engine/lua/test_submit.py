@@ -163,3 +163,13 @@ async def test_a_meta_recreated_by_the_mark_lives_no_longer_than_the_old_result(
     meta_ttl, result_ttl = await redis.pttl(keys.job_meta("old")), await redis.pttl(keys.arq_result("old"))
     assert 0 < meta_ttl <= 600_000
     assert abs(meta_ttl - result_ttl) < 1_000  # the result's, read a moment apart
+
+
+async def test_a_submit_within_its_quotas_reads_the_servers_clock_once(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """The quotas' rate second, the storage budget's expired buckets and the job's creation share one
+    reading of the clock."""
+    await redis.config_resetstat()
+    assert await queues.submit(job_call("j1"), quotas=ROOMY) == ("created", "0")
+    assert (await redis.info("commandstats"))["cmdstat_time"]["calls"] == 1

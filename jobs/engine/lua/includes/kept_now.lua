@@ -2,10 +2,11 @@
 --- @include "kept_key"
 
 -- The tenant's kept jobs and bytes now, after taking off every bucket that has expired (after a long
--- idle stretch, many: none is left behind to refuse a submit that fits).
-local function kept_now(tenant)
+-- idle stretch, many: none is left behind to refuse a submit that fits). ``now``: the caller's time, if it
+-- read it already, else nil: read here.
+local function kept_now(tenant, now)
   local key = kept_key(tenant)
-  local now = now_ms()
+  now = now or now_ms()
   repeat
     local due = redis.call('ZRANGEBYSCORE', key .. ':until', '-inf', now, 'LIMIT', 0, 64)
     for _, bucket in ipairs(due) do

@@ -11,8 +11,9 @@
 -- {'priority_not_allowed', the tenant's highest}, {'over_open', ''}, {'over_kept_jobs', the budget},
 -- {'over_kept_bytes', the budget}, {'over_budget', the budget} (the submit alone is larger than the
 -- tenant's bytes budget) or {'over_rate', ms until the next second}; when allowed, also the tenant's
--- fair-share weight, read with its quotas (fair_tag's).
-local function over_quota(tenant, n, bytes, quotas, used, top)
+-- fair-share weight, read with its quotas (fair_tag's). ``now``: the caller's time, if it read it already.
+local function over_quota(tenant, n, bytes, quotas, used, top, now)
+  now = now or now_ms()
   local default = {}
   for value in string.gmatch(quotas, '%d+') do table.insert(default, value) end
   local set = redis.call('HMGET', '${TENANT_PREFIX}' .. tenant .. ':quotas', 'max_open_jobs',
@@ -30,10 +31,9 @@ local function over_quota(tenant, n, bytes, quotas, used, top)
   local max_bytes = tonumber(set[4] or default[4])
   if bytes > max_bytes then return {'over_budget', tostring(max_bytes)} end
   if tonumber(redis.call('GET', open_key(tenant)) or '0') + n > max_open then return {'over_open', ''} end
-  local jobs, kept_bytes = kept_now(tenant)
+  local jobs, kept_bytes = kept_now(tenant, now)
   if jobs + n > max_jobs then return {'over_kept_jobs', tostring(max_jobs)} end
   if kept_bytes + bytes > max_bytes then return {'over_kept_bytes', tostring(max_bytes)} end
-  local now = now_ms()
   local key = '${TENANT_PREFIX}' .. tenant .. ':submits:' .. math.floor(now / 1000)
   local submitted = redis.call('INCRBY', key, n)
   if submitted == n then redis.call('EXPIRE', key, 2) end
