@@ -13,13 +13,11 @@ import argparse
 import statistics
 import time
 
-import httpx
-from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
+from bench.in_process import in_process_api
 from bench.measure import run_against_server
 from jobs.engine import keys
-from service.api.app import create_app
 from service.config import Settings
 
 ADMIN_KEY = "bench-batch-admin-key-" + "k" * 32
@@ -33,17 +31,9 @@ async def measure(redis_url: str, size: int, runs: int) -> list[float]:
         tenant_submits_per_s=10_000_000,
         tenant_max_open_jobs=100_000_000,
     )
-    app = create_app(settings)
     body = {"jobs": [{"type": "diag.noop", "params": {}}] * size}
-    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     seconds: list[float] = []
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://bench", headers=headers, timeout=60
-        ) as http,
-    ):
-        await app.state.arq.flushdb()
+    async with in_process_api(settings, timeout_s=60) as (_, http):
         for _ in range(runs + 1):  # the first run warms up and is not counted
             started = time.perf_counter()
             response = await http.post("/v1/jobs:batch", json=body)

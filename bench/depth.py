@@ -29,13 +29,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx
-from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
+from bench.in_process import in_process_api
 from bench.measure import run_against_server, summary_ms, used_memory
 from jobs.engine import keys
 from jobs.engine.queue_ops import Claim, JobQueues
-from service.api.app import create_app
 from service.config import Settings
 
 ADMIN_KEY = "bench-depth-admin-key-" + "k" * 32
@@ -160,15 +159,7 @@ async def measure_at(http: httpx.AsyncClient, queues: JobQueues, depth: int, pro
 
 
 async def measure(redis_url: str, depth: int, probes: int) -> tuple[Figures, Figures]:
-    app = create_app(settings_for(redis_url, depth))
-    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    async with (
-        LifespanManager(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://bench", headers=headers, timeout=120
-        ) as http,
-    ):
-        await app.state.arq.flushdb()
+    async with in_process_api(settings_for(redis_url, depth), timeout_s=120) as (app, http):
         queues = JobQueues(app.state.arq)
         baseline = await used_memory(queues.redis)
         started = time.perf_counter()

@@ -14,17 +14,23 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quick_suite_measures_every_section_for_jobsvc(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+def run_bench(module: str, *args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """``python -m bench.<module> args...`` from the checkout, asserted to exit 0."""
     run = subprocess.run(
-        [sys.executable, "-m", "bench.suite", "--quick", "--only", "jobsvc", "--json", str(out)],
+        [sys.executable, "-m", f"bench.{module}", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=timeout_s,
         check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
+def test_quick_suite_measures_every_section_for_jobsvc(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run = run_bench("suite", "--quick", "--only", "jobsvc", "--json", str(out), timeout_s=90)
     jobsvc = json.loads(out.read_text())["systems"]["jobsvc"]
     figures = {
         "idle pickup p50": jobsvc["pickup"]["idle_ms"]["p50"],
@@ -45,15 +51,7 @@ def test_quick_suite_measures_every_section_for_jobsvc(tmp_path: Path) -> None:
 
 def test_the_depth_scenario_measures_every_figure_at_both_depths(tmp_path: Path) -> None:
     out = tmp_path / "depth.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.depth", "--depth", "10000", "--probes", "5", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    run = run_bench("depth", "--depth", "10000", "--probes", "5", "--json", str(out), timeout_s=180)
     figures = json.loads(out.read_text())
     assert (figures["shallow"]["depth"], figures["deep"]["depth"]) == (1000, 10000)
     for depth in ("shallow", "deep"):

@@ -1,0 +1,34 @@
+"""The app in this process, over ASGI, with its real lifespan: for the benchmarks that time the API's own
+work (``bench.batch``, ``bench.depth``) without a server process or a socket in between."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from service.api.app import create_app
+from service.config import Settings
+
+
+@contextlib.asynccontextmanager
+async def in_process_api(
+    settings: Settings, *, timeout_s: float
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app started against an emptied server (FLUSHDB of ``settings.redis_url``'s database) and a client
+    of it signed in with ``settings.admin_api_key``."""
+    assert settings.admin_api_key is not None, "the benchmarks sign in with the admin key"
+    app = create_app(settings)
+    headers = {"Authorization": f"Bearer {settings.admin_api_key.get_secret_value()}"}
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers=headers, timeout=timeout_s
+        ) as http,
+    ):
+        await app.state.arq.flushdb()
+        yield app, http
