@@ -19,12 +19,14 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Literal, cast
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
@@ -205,30 +207,32 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer jsk_…`.")
+class ScopedKey(SecurityBase):
+    """The dependency that lets a request through when its ``Authorization: Bearer`` key has ``scope``; its
+    Principal. It is the HTTP bearer scheme of the OpenAPI document itself (a ``SecurityBase``), so each
+    request solves one dependency for its caller rather than the bearer's and a check's: FastAPI's work per
+    dependency is a fifth of a small route's time."""
 
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.model = HTTPBearerModel(description="An API key: `Authorization: Bearer jsk_…`.")
+        self.scheme_name = "HTTPBearer"
 
-def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that lets the request through when its key has ``scope``; its Principal."""
-
-    async def check(
-        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-    ) -> Principal:
-        if credentials is None:
+    async def __call__(self, request: Request) -> Principal:
+        scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+        if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Send an API key: `Authorization: Bearer <key>`.")
         key_store: KeyStore = request.app.state.keys
-        principal = await key_store.authenticate(credentials.credentials, client_address(request))
+        principal = await key_store.authenticate(token, client_address(request))
         if principal is None:
             raise Unauthorized("This API key is not valid (unknown, revoked or mistyped).")
-        if scope not in principal.scopes:
-            raise Forbidden(f"This API key lacks the `{scope}` scope.", scope=scope)
+        if self.scope not in principal.scopes:
+            raise Forbidden(f"This API key lacks the `{self.scope}` scope.", scope=self.scope)
         return principal
 
-    return check
 
-
-SubmitKey = Annotated[Principal, Depends(require("submit"))]
-ReadKey = Annotated[Principal, Depends(require("read"))]
-CancelKey = Annotated[Principal, Depends(require("cancel"))]
-AdminKey = Annotated[Principal, Depends(require("admin"))]
-OperatorKey = Annotated[Principal, Depends(require(OPERATOR))]
+SubmitKey = Annotated[Principal, Depends(ScopedKey("submit"))]
+ReadKey = Annotated[Principal, Depends(ScopedKey("read"))]
+CancelKey = Annotated[Principal, Depends(ScopedKey("cancel"))]
+AdminKey = Annotated[Principal, Depends(ScopedKey("admin"))]
+OperatorKey = Annotated[Principal, Depends(ScopedKey(OPERATOR))]

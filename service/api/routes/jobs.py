@@ -150,7 +150,7 @@ async def submit_job(
         job_id=uuid.uuid4().hex,
         quotas=settings.default_quotas,
         idempotency_key=idempotency_key,
-        request_hash=request_fingerprint(submit),
+        request_hash=request_fingerprint(submit) if idempotency_key else "",
     )
     response.headers["Location"] = f"/v1/jobs/{snapshot.id}"
     if not created:
