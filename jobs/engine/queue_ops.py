@@ -9,7 +9,6 @@ header lists and what Python expects are compared in one place; anything else is
 from __future__ import annotations
 
 import contextvars
-import functools
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -299,21 +298,30 @@ def _text(raw: Any, script: str) -> str:
     return raw.decode()
 
 
-@functools.cache
-def _values_of(outcomes: Any) -> frozenset[str]:
-    """A ``Literal`` type's values (asked once per reply of every job of a batch: kept)."""
+def _values(outcomes: Any) -> frozenset[str]:
+    """A ``Literal`` type's values, taken once: hashing the type itself walks them, and a batch's replies
+    are checked one by one."""
     return frozenset(typing.get_args(outcomes))
 
 
-def _one_of(raw: Any, outcomes: Any, script: str) -> Any:
-    """``raw`` decoded, when it is one of the ``Literal`` type ``outcomes``'s values."""
+ENQUEUE_OUTCOMES = _values(EnqueueOutcome)
+QUOTA_OUTCOMES = _values(QuotaOutcome)
+SUBMIT_OUTCOMES = _values(SubmitOutcome)
+PARENTS_OUTCOMES = _values(ParentsOutcome)
+TICK_OUTCOMES = _values(TickOutcome)
+RELEASE_OUTCOMES = _values(ReleaseOutcome)
+CANCEL_OUTCOMES = _values(CancelOutcome)
+
+
+def _one_of(raw: Any, outcomes: frozenset[str], script: str) -> Any:
+    """``raw`` decoded, when it is one of ``outcomes``."""
     text = _text(raw, script)
-    if text not in _values_of(outcomes):
-        raise UnexpectedReply(f"{script}: {text!r} is none of {typing.get_args(outcomes)}")
+    if text not in outcomes:
+        raise UnexpectedReply(f"{script}: {text!r} is none of {sorted(outcomes)}")
     return text
 
 
-def _pair(raw: Any, outcomes: Any, script: str) -> tuple[Any, str]:
+def _pair(raw: Any, outcomes: frozenset[str], script: str) -> tuple[Any, str]:
     """An ``{outcome, detail}`` reply."""
     if not isinstance(raw, list) or len(raw) != 2:
         raise UnexpectedReply(f"{script}: {raw!r} is not {{outcome, detail}}")
@@ -321,18 +329,18 @@ def _pair(raw: Any, outcomes: Any, script: str) -> tuple[Any, str]:
 
 
 def decode_submit(raw: Any) -> SubmitReply:
-    return SubmitReply(*_pair(raw, SubmitOutcome, "submit"))
+    return SubmitReply(*_pair(raw, SUBMIT_OUTCOMES, "submit"))
 
 
 def decode_submit_many(raw: Any) -> list[SubmitReply] | QuotaRefusal:
     """One reply per job, or the quotas' refusal of the whole batch (a pair of strings, not of pairs)."""
     if isinstance(raw, list) and raw and isinstance(raw[0], bytes):
-        return QuotaRefusal(*_pair(raw, QuotaOutcome, "submit_many"))
-    return [SubmitReply(*_pair(reply, EnqueueOutcome, "submit_many")) for reply in raw]
+        return QuotaRefusal(*_pair(raw, QUOTA_OUTCOMES, "submit_many"))
+    return [SubmitReply(*_pair(reply, ENQUEUE_OUTCOMES, "submit_many")) for reply in raw]
 
 
 def decode_reserve_quota(raw: Any) -> QuotaRefusal | None:
-    return QuotaRefusal(*_pair(raw, QuotaOutcome, "reserve_quota")) if raw else None
+    return QuotaRefusal(*_pair(raw, QUOTA_OUTCOMES, "reserve_quota")) if raw else None
 
 
 class Kept(NamedTuple):
@@ -348,11 +356,11 @@ def decode_read_kept(raw: Any) -> Kept:
 
 
 def decode_check_parents(raw: Any) -> ParentsVerdict:
-    return ParentsVerdict(*_pair(raw, ParentsOutcome, "check_parents"))
+    return ParentsVerdict(*_pair(raw, PARENTS_OUTCOMES, "check_parents"))
 
 
 def decode_schedule_tick(raw: Any) -> TickOutcome:
-    outcome, _ = _pair(raw, TickOutcome, "schedule_tick")
+    outcome, _ = _pair(raw, TICK_OUTCOMES, "schedule_tick")
     return typing.cast(TickOutcome, outcome)
 
 
@@ -385,11 +393,11 @@ def decode_renew_leases(raw: Any) -> list[str]:
 
 
 def decode_release_claim(raw: Any) -> ReleaseOutcome:
-    return typing.cast(ReleaseOutcome, _one_of(raw, ReleaseOutcome, "release_claim"))
+    return typing.cast(ReleaseOutcome, _one_of(raw, RELEASE_OUTCOMES, "release_claim"))
 
 
 def decode_cancel_waiting(raw: Any) -> CancelOutcome:
-    return typing.cast(CancelOutcome, _one_of(raw, CancelOutcome, "cancel_waiting"))
+    return typing.cast(CancelOutcome, _one_of(raw, CANCEL_OUTCOMES, "cancel_waiting"))
 
 
 def decode_purge_job(raw: Any) -> bool:
