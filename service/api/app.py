@@ -14,6 +14,7 @@ from jobs.engine.webhook_secrets import SecretBox, TenantWebhookSecrets
 from jobs.registry import job_types as registered_job_types
 from service.api.auth import KeyStore
 from service.api.body_size import BodySizeLimit
+from service.api.deps import Services
 from service.api.errors import install_error_handlers
 from service.api.loopback_guard import LoopbackOnly
 from service.api.metrics import HttpMetrics, HttpMetricsMiddleware
@@ -65,6 +66,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tenants = TenantStore(pool, defaults=settings.default_quotas)
         app.state.webhook_secrets = TenantWebhookSecrets(pool, SecretBox(settings.webhook_secrets_key))
         app.state.audit = AuditLog(pool)
+        app.state.services = Services(
+            settings=settings,
+            job_types=catalogue,
+            store=app.state.store,
+            dead_letters=app.state.dead_letters,
+            audit=app.state.audit,
+        )
         try:
             yield
         finally:

@@ -1,8 +1,15 @@
-"""Annotated dependencies routes declare: the stores, the settings, the job type catalogue."""
+"""The one dependency routes declare for what the app opened: the stores, the settings, the job type
+catalogue.
+
+Routes take ``services: ServicesDep`` and use what they need of it, rather than a dependency per store:
+FastAPI solves every declared dependency on every request, at about 80 Python calls each, and a single
+submit declaring three of them spent a tenth of its calls there (docs/BENCHMARKS.md).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,33 +21,21 @@ from service.stores.dead_letter_store import DeadLetterStore
 from service.stores.job_store import JobStore
 
 
-async def get_store(request: Request) -> JobStore:
-    store: JobStore = request.app.state.store
-    return store
+@dataclass(frozen=True)
+class Services:
+    """What the app's lifespan opened for the routes (``app.state.services``)."""
+
+    settings: Settings
+    #: the job types clients may submit and list
+    job_types: Mapping[str, AnyJobType]
+    store: JobStore
+    dead_letters: DeadLetterStore
+    audit: AuditLog
 
 
-async def get_dead_letters(request: Request) -> DeadLetterStore:
-    dead_letters: DeadLetterStore = request.app.state.dead_letters
-    return dead_letters
+async def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
-async def get_app_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-async def get_job_types(request: Request) -> Mapping[str, AnyJobType]:
-    job_types: Mapping[str, AnyJobType] = request.app.state.job_types
-    return job_types
-
-
-async def get_audit(request: Request) -> AuditLog:
-    audit: AuditLog = request.app.state.audit
-    return audit
-
-
-StoreDep = Annotated[JobStore, Depends(get_store)]
-AuditDep = Annotated[AuditLog, Depends(get_audit)]
-DeadLettersDep = Annotated[DeadLetterStore, Depends(get_dead_letters)]
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-JobTypesDep = Annotated[Mapping[str, AnyJobType], Depends(get_job_types)]
+ServicesDep = Annotated[Services, Depends(get_services)]

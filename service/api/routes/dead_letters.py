@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response, status
 
 from service.api.auth import CancelKey, ReadKey, SubmitKey
-from service.api.deps import DeadLettersDep, JobTypesDep, SettingsDep
+from service.api.deps import ServicesDep
 from service.api.errors import BODY_PROBLEMS, INVALID_PARAMETER, OVER_QUOTA, problems
 from service.api.routes.jobs import LOCATION, Cursor, job_view
 from service.api.schemas import (
@@ -75,14 +75,17 @@ def dead_letter_view(record: DeadLetterRecord) -> DeadLetter:
 async def replay_dead_letters(
     selection: DeadLetterReplay,
     caller: SubmitKey,
-    dead_letters: DeadLettersDep,
-    job_types: JobTypesDep,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> DeadLetterReplayResult:
     """Replay up to `limit` dead letters of `type` and/or `queue`, newest first, each as a new job. Those
     that cannot run again (their type is gone, their params no longer fit) are left where they are."""
-    replayed = await dead_letters.replay_where(
-        caller.tenant, job_types, settings, type=selection.type, queue=selection.queue, limit=selection.limit
+    replayed = await services.dead_letters.replay_where(
+        caller.tenant,
+        services.job_types,
+        services.settings,
+        type=selection.type,
+        queue=selection.queue,
+        limit=selection.limit,
     )
     return DeadLetterReplayResult(
         replayed=[
@@ -99,11 +102,13 @@ async def replay_dead_letters(
     summary="Delete dead letters in bulk",
 )
 async def purge_dead_letters(
-    selection: DeadLetterSelection, caller: CancelKey, dead_letters: DeadLettersDep
+    selection: DeadLetterSelection, caller: CancelKey, services: ServicesDep
 ) -> DeadLetterPurgeResult:
     """Delete every dead letter of `type` and/or `queue` with its records; `{}` deletes them all."""
     return DeadLetterPurgeResult(
-        purged=await dead_letters.purge_where(caller.tenant, type=selection.type, queue=selection.queue)
+        purged=await services.dead_letters.purge_where(
+            caller.tenant, type=selection.type, queue=selection.queue
+        )
     )
 
 
@@ -115,7 +120,7 @@ async def purge_dead_letters(
 )
 async def list_dead_letters(
     caller: ReadKey,
-    dead_letters: DeadLettersDep,
+    services: ServicesDep,
     type_: Annotated[str | None, Query(alias="type", pattern=JOB_TYPE_PATTERN, max_length=100)] = None,
     queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -123,7 +128,7 @@ async def list_dead_letters(
 ) -> DeadLetterList:
     """Jobs that failed for good, newest first, with their attempts; the final traceback for admin keys
     only (empty for the others)."""
-    records, next_cursor = await dead_letters.list(
+    records, next_cursor = await services.dead_letters.list(
         caller.tenant, type=type_, queue=queue, limit=limit, cursor=cursor
     )
     return DeadLetterList(
@@ -138,8 +143,8 @@ async def list_dead_letters(
     responses=problems({**NO_DEAD_LETTER, **INVALID_PARAMETER}),
     summary="Read a dead letter",
 )
-async def get_dead_letter(job_id: DeadLetterId, caller: ReadKey, dead_letters: DeadLettersDep) -> DeadLetter:
-    return dead_letter_view(as_seen_by(await dead_letters.get(job_id, caller.tenant), caller.scopes))
+async def get_dead_letter(job_id: DeadLetterId, caller: ReadKey, services: ServicesDep) -> DeadLetter:
+    return dead_letter_view(as_seen_by(await services.dead_letters.get(job_id, caller.tenant), caller.scopes))
 
 
 @router.post(
@@ -163,13 +168,13 @@ async def replay_dead_letter(
     job_id: DeadLetterId,
     response: Response,
     caller: SubmitKey,
-    dead_letters: DeadLettersDep,
-    job_types: JobTypesDep,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> Job:
     """The new job has `replay_of` naming the dead one, which leaves the dead letters with `replayed_as`
     set. 404 when the job type no longer exists."""
-    snapshot = await dead_letters.replay(job_id, caller.tenant, job_types, settings)
+    snapshot = await services.dead_letters.replay(
+        job_id, caller.tenant, services.job_types, services.settings
+    )
     response.headers["Location"] = f"/v1/jobs/{snapshot.id}"
     return job_view(snapshot)
 
@@ -181,6 +186,6 @@ async def replay_dead_letter(
     responses=problems({**NO_DEAD_LETTER, **INVALID_PARAMETER}),
     summary="Delete a dead letter",
 )
-async def delete_dead_letter(job_id: DeadLetterId, caller: CancelKey, dead_letters: DeadLettersDep) -> None:
+async def delete_dead_letter(job_id: DeadLetterId, caller: CancelKey, services: ServicesDep) -> None:
     """Remove it from the dead letters and delete the job's records."""
-    await dead_letters.delete(job_id, caller.tenant)
+    await services.dead_letters.delete(job_id, caller.tenant)

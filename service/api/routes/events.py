@@ -18,7 +18,7 @@ from jobs.engine.records import JobSnapshot
 from jobs.queues import QUEUE_NAMES
 from jobs.status import TERMINAL_STATUSES, JobStatus
 from service.api.auth import ReadKey
-from service.api.deps import StoreDep
+from service.api.deps import ServicesDep
 from service.api.errors import InvalidRequest
 from service.api.routes.jobs import ERRORS, JobId, job_view
 from service.api.schemas import JOB_TYPE_PATTERN
@@ -88,10 +88,10 @@ async def tenant_events(
             yield sse(event)
 
 
-async def own_job(job_id: JobId, caller: ReadKey, store: StoreDep) -> JobSnapshot:
+async def own_job(job_id: JobId, caller: ReadKey, services: ServicesDep) -> JobSnapshot:
     """The caller's job, read before a stream starts, so that an unknown (or another tenant's) id is a
     plain 404 rather than a stream that breaks."""
-    return await store.get(job_id, caller.tenant)
+    return await services.store.get(job_id, caller.tenant)
 
 
 @router.get(
@@ -102,7 +102,7 @@ async def own_job(job_id: JobId, caller: ReadKey, store: StoreDep) -> JobSnapsho
 async def job_events(
     job: Annotated[JobSnapshot, Depends(own_job)],
     caller: ReadKey,
-    store: StoreDep,
+    services: ServicesDep,
     hub: EventsDep,
     after: ResumeAfter,
 ) -> AsyncIterator[ServerSentEvent]:
@@ -111,7 +111,7 @@ async def job_events(
     stream opens with the job as it is; the stream ends after the event that shows the job finished."""
     async with hub.subscribe(caller.tenant, after=after, job_id=job.id) as listener:
         if after is None:
-            snapshot = await store.get(job.id, caller.tenant)  # after subscribing: nothing is missed
+            snapshot = await services.store.get(job.id, caller.tenant)  # after subscribing: nothing is missed
             opening = JobEvent(id=listener.start, data={"event": "status"})
             yield sse(opening, job_view(snapshot).model_dump(mode="json"))
             if snapshot.is_finished:
@@ -124,7 +124,7 @@ async def job_events(
             if kind != "status":
                 yield sse(event)
                 continue
-            snapshot = await store.get(job.id, caller.tenant)
+            snapshot = await services.store.get(job.id, caller.tenant)
             view = job_view(snapshot).model_dump(mode="json") | {"status": event.data.get("status")}
             yield sse(event, view)
             if event.data.get("status") in TERMINAL_STATUSES:

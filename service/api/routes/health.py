@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from service.api.auth import OperatorKey
-from service.api.deps import SettingsDep, StoreDep
+from service.api.deps import ServicesDep
 from service.api.errors import problem, problem_response, problems
 from service.api.schemas import Health, WorkerList, WorkerView
 
@@ -22,13 +22,13 @@ async def healthz() -> Health:
 @router.get(
     "/readyz", response_model=Health, responses={503: problem_response("Not ready, with the reason.")}
 )
-async def readyz(store: StoreDep, settings: SettingsDep) -> Health | JSONResponse:
+async def readyz(services: ServicesDep) -> Health | JSONResponse:
     try:
-        await store.redis.ping()
+        await services.store.redis.ping()
     except (RedisError, OSError) as exc:
         return problem(503, "Not ready", f"Redis does not answer ({type(exc).__name__}).", slug="not-ready")
-    if not await store.live_workers(settings.worker_stale_after_s):
-        detail = f"No worker has sent a heartbeat in the last {settings.worker_stale_after_s:g}s."
+    if not await services.store.live_workers(services.settings.worker_stale_after_s):
+        detail = f"No worker has sent a heartbeat in the last {services.settings.worker_stale_after_s:g}s."
         return problem(503, "Not ready", detail, slug="not-ready")
     return Health(status="ready", checks={"redis": "ok", "workers": "ok"})
 
@@ -40,6 +40,6 @@ async def readyz(store: StoreDep, settings: SettingsDep) -> Health | JSONRespons
     responses=problems({}),
     summary="Live workers",
 )
-async def list_workers(caller: OperatorKey, store: StoreDep, settings: SettingsDep) -> WorkerList:
-    records = await store.live_workers(settings.worker_stale_after_s)
+async def list_workers(caller: OperatorKey, services: ServicesDep) -> WorkerList:
+    records = await services.store.live_workers(services.settings.worker_stale_after_s)
     return WorkerList(workers=[WorkerView.from_record(record) for record in records])

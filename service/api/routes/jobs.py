@@ -12,7 +12,7 @@ from pydantic import WithJsonSchema
 from jobs.engine.records import JobSnapshot
 from jobs.status import JobStatus
 from service.api.auth import CancelKey, ReadKey, SubmitKey
-from service.api.deps import DeadLettersDep, JobTypesDep, SettingsDep, StoreDep
+from service.api.deps import ServicesDep
 from service.api.errors import BODY_PROBLEMS, INVALID_PARAMETER, OVER_QUOTA, problems
 from service.api.schemas import (
     JOB_ID_PATTERN,
@@ -138,17 +138,15 @@ async def submit_job(
     submit: JobSubmit,
     response: Response,
     caller: SubmitKey,
-    store: StoreDep,
-    job_types: JobTypesDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
     """Validate the params against the job type's schema and enqueue; nothing is written when they fail."""
-    new_job = prepare(submit, job_types, settings, tenant=caller.tenant)
-    snapshot, created = await store.submit(
+    new_job = prepare(submit, services.job_types, services.settings, tenant=caller.tenant)
+    snapshot, created = await services.store.submit(
         new_job,
         job_id=uuid.uuid4().hex,
-        quotas=settings.default_quotas,
+        quotas=services.settings.default_quotas,
         idempotency_key=idempotency_key,
         request_hash=request_fingerprint(submit) if idempotency_key else "",
     )
@@ -173,14 +171,14 @@ async def submit_job(
     ),
     summary="Submit up to 1,000 jobs at once",
 )
-async def submit_batch(
-    batch: JobBatchItems, caller: SubmitKey, store: StoreDep, job_types: JobTypesDep, settings: SettingsDep
-) -> JobBatch:
+async def submit_batch(batch: JobBatchItems, caller: SubmitKey, services: ServicesDep) -> JobBatch:
     """Every job is validated first (a 422 names each bad item's index), then all are enqueued in one
     pipelined round trip."""
-    new_jobs = prepare_batch(batch.jobs, job_types, settings, tenant=caller.tenant)
-    snapshots = await store.submit_many(
-        [(job, uuid.uuid4().hex) for job in new_jobs], tenant=caller.tenant, quotas=settings.default_quotas
+    new_jobs = prepare_batch(batch.jobs, services.job_types, services.settings, tenant=caller.tenant)
+    snapshots = await services.store.submit_many(
+        [(job, uuid.uuid4().hex) for job in new_jobs],
+        tenant=caller.tenant,
+        quotas=services.settings.default_quotas,
     )
     return JobBatch(jobs=[job_view(s) for s in snapshots])
 
@@ -194,15 +192,16 @@ async def submit_batch(
 async def get_job(
     job_id: JobId,
     caller: ReadKey,
-    store: StoreDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     wait: Annotated[
         float | None, Query(ge=0, le=60, description="Seconds to hold for the job to end.")
     ] = None,
 ) -> Job:
     if wait:
-        return job_view(await store.wait(job_id, caller.tenant, min(wait, settings.max_wait_s)))
-    return job_view(await store.get(job_id, caller.tenant))
+        return job_view(
+            await services.store.wait(job_id, caller.tenant, min(wait, services.settings.max_wait_s))
+        )
+    return job_view(await services.store.get(job_id, caller.tenant))
 
 
 @router.delete(
@@ -212,9 +211,9 @@ async def get_job(
     responses=problems({**NO_JOB, 409: "The job had already finished.", **INVALID_PARAMETER}),
     summary="Cancel a job",
 )
-async def cancel_job(job_id: JobId, caller: CancelKey, store: StoreDep) -> Job:
+async def cancel_job(job_id: JobId, caller: CancelKey, services: ServicesDep) -> Job:
     """A waiting job never starts; a running one is aborted. 409 when it had already finished."""
-    return job_view(await store.cancel(job_id, caller.tenant, wait_s=CANCEL_WAIT_S))
+    return job_view(await services.store.cancel(job_id, caller.tenant, wait_s=CANCEL_WAIT_S))
 
 
 @router.post(
@@ -223,10 +222,10 @@ async def cancel_job(job_id: JobId, caller: CancelKey, store: StoreDep) -> Job:
     responses=problems(BODY_PROBLEMS),
     summary="Cancel every job that matches",
 )
-async def cancel_matching(body: CancelMatching, caller: CancelKey, store: StoreDep) -> CancelledJobs:
+async def cancel_matching(body: CancelMatching, caller: CancelKey, services: ServicesDep) -> CancelledJobs:
     """Every unfinished job of the caller's tenant that the filters match: waiting ones never start,
     running ones are asked to stop. Done in bounded steps; answers how many of each."""
-    tally = await store.cancel_matching(
+    tally = await services.store.cancel_matching(
         caller.tenant,
         ListFilter(status=body.status, type=body.type, queue=body.queue),
         created_before_ms=None
@@ -244,14 +243,14 @@ async def cancel_matching(body: CancelMatching, caller: CancelKey, store: StoreD
 )
 async def list_jobs(
     caller: ReadKey,
-    store: StoreDep,
+    services: ServicesDep,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     type_: Annotated[str | None, Query(alias="type", pattern=JOB_TYPE_PATTERN, max_length=100)] = None,
     queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Cursor = None,
 ) -> JobList:
-    snapshots, next_cursor = await store.list_jobs(
+    snapshots, next_cursor = await services.store.list_jobs(
         caller.tenant, ListFilter(status=status_, type=type_, queue=queue), limit=limit, cursor=cursor
     )
     return JobList(jobs=[job_view(s) for s in snapshots], next_cursor=next_cursor)
@@ -279,12 +278,10 @@ async def retry_job(
     job_id: JobId,
     response: Response,
     caller: SubmitKey,
-    dead_letters: DeadLettersDep,
-    job_types: JobTypesDep,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> Job:
     """The new job has the same type, params, queue, priority and attempts, and `replay_of` naming this one;
     this one leaves the dead letters. 409 unless it failed or was cancelled, or when it already ran again."""
-    snapshot = await dead_letters.retry(job_id, caller.tenant, job_types, settings)
+    snapshot = await services.dead_letters.retry(job_id, caller.tenant, services.job_types, services.settings)
     response.headers["Location"] = f"/v1/jobs/{snapshot.id}"
     return job_view(snapshot)

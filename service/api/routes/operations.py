@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from jobs import registry
 from jobs.queues import QUEUE_NAMES, QUEUES
 from service.api.auth import OperatorKey, Principal
-from service.api.deps import AuditDep, StoreDep
+from service.api.deps import ServicesDep
 from service.api.errors import INVALID_PARAMETER, UnknownQueue, problems
 from service.api.schemas import QueueList, QueueView, ScheduleList, ScheduleView
 from service.stores.audit_log import AuditLog
@@ -31,8 +31,8 @@ QueueName = Annotated[
 
 
 @router.get("/queues", response_model=QueueList, summary="Queues: depth, running, recent outcomes")
-async def list_queues(caller: OperatorKey, store: StoreDep) -> QueueList:
-    return QueueList(queues=await queue_views(store.redis, [spec.name for spec in QUEUES]))
+async def list_queues(caller: OperatorKey, services: ServicesDep) -> QueueList:
+    return QueueList(queues=await queue_views(services.store.redis, [spec.name for spec in QUEUES]))
 
 
 @router.post(
@@ -41,8 +41,8 @@ async def list_queues(caller: OperatorKey, store: StoreDep) -> QueueList:
     summary="Pause a queue: its jobs are accepted and wait, no worker starts one, running ones finish",
     responses=problems({404: "No queue has this name.", **INVALID_PARAMETER}),
 )
-async def pause(name: QueueName, caller: OperatorKey, store: StoreDep, audit: AuditDep) -> QueueView:
-    return await switch(name, caller, store, audit, pause=True)
+async def pause(name: QueueName, caller: OperatorKey, services: ServicesDep) -> QueueView:
+    return await switch(name, caller, services.store, services.audit, pause=True)
 
 
 @router.post(
@@ -51,8 +51,8 @@ async def pause(name: QueueName, caller: OperatorKey, store: StoreDep, audit: Au
     summary="Resume a paused queue: workers start its waiting jobs again at once",
     responses=problems({404: "No queue has this name.", **INVALID_PARAMETER}),
 )
-async def resume(name: QueueName, caller: OperatorKey, store: StoreDep, audit: AuditDep) -> QueueView:
-    return await switch(name, caller, store, audit, pause=False)
+async def resume(name: QueueName, caller: OperatorKey, services: ServicesDep) -> QueueView:
+    return await switch(name, caller, services.store, services.audit, pause=False)
 
 
 async def switch(name: str, caller: Principal, store: JobStore, audit: AuditLog, *, pause: bool) -> QueueView:
@@ -101,8 +101,8 @@ async def queue_views(
 
 
 @router.get("/schedules", response_model=ScheduleList, summary="Schedules: next run, last run and outcome")
-async def list_schedules(caller: OperatorKey, store: StoreDep) -> ScheduleList:
-    states = await read_schedules(store.redis, registry.schedules())
+async def list_schedules(caller: OperatorKey, services: ServicesDep) -> ScheduleList:
+    states = await read_schedules(services.store.redis, registry.schedules())
     return ScheduleList(
         schedules=[
             ScheduleView(

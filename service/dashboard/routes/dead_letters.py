@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import RedirectResponse, Response
 
 from jobs.queues import QUEUE_NAMES
-from service.api.deps import DeadLettersDep, JobTypesDep, SettingsDep
+from service.api.deps import ServicesDep
 from service.api.schemas import JOB_ID_PATTERN, JOB_TYPE_PATTERN
 from service.dashboard.deps import CancelAction, DashboardRoute, SessionDep, SubmitAction
 from service.dashboard.notices import notice_job, notice_text, notice_url
@@ -38,13 +38,11 @@ def selection(values: Mapping[str, str]) -> tuple[str | None, str | None]:
 
 
 @router.get(LIST_URL)
-async def dead_letters_page(
-    request: Request, session: SessionDep, dead_letters: DeadLettersDep, job_types: JobTypesDep
-) -> Response:
+async def dead_letters_page(request: Request, session: SessionDep, services: ServicesDep) -> Response:
     query = request.query_params
     job_type, queue = selection(query)
     cursor = query.get("cursor", "")[:300] or None
-    letters, next_cursor = await dead_letters.list(
+    letters, next_cursor = await services.dead_letters.list(
         session.tenant, type=job_type, queue=queue, limit=PAGE_SIZE, cursor=cursor
     )
     return page(
@@ -59,7 +57,7 @@ async def dead_letters_page(
             "filtered": job_type is not None or queue is not None,
             "first_page": cursor is None,
             **pager(LIST_URL, {"type": job_type, "queue": queue}, next_cursor),
-            "type_names": sorted(job_types),
+            "type_names": sorted(services.job_types),
             "queue_names": QUEUE_NAMES,
             "bulk_limit": BULK_REPLAY_LIMIT,
             "notice": notice_text(query),
@@ -69,20 +67,23 @@ async def dead_letters_page(
 
 
 @router.post(f"{LIST_URL}/replay")
-async def replay_matching(
-    sent: SubmitAction, dead_letters: DeadLettersDep, job_types: JobTypesDep, settings: SettingsDep
-) -> Response:
+async def replay_matching(sent: SubmitAction, services: ServicesDep) -> Response:
     job_type, queue = selection(sent.form)
-    replayed = await dead_letters.replay_where(
-        sent.session.tenant, job_types, settings, type=job_type, queue=queue, limit=BULK_REPLAY_LIMIT
+    replayed = await services.dead_letters.replay_where(
+        sent.session.tenant,
+        services.job_types,
+        services.settings,
+        type=job_type,
+        queue=queue,
+        limit=BULK_REPLAY_LIMIT,
     )
     return RedirectResponse(notice_url(LIST_URL, "replayed_all", count=len(replayed)), status_code=303)
 
 
 @router.post(f"{LIST_URL}/purge")
-async def delete_matching(sent: CancelAction, dead_letters: DeadLettersDep) -> Response:
+async def delete_matching(sent: CancelAction, services: ServicesDep) -> Response:
     job_type, queue = selection(sent.form)
-    purged = await dead_letters.purge_where(sent.session.tenant, type=job_type, queue=queue)
+    purged = await services.dead_letters.purge_where(sent.session.tenant, type=job_type, queue=queue)
     return RedirectResponse(notice_url(LIST_URL, "purged", count=purged), status_code=303)
 
 
@@ -90,15 +91,15 @@ async def delete_matching(sent: CancelAction, dead_letters: DeadLettersDep) -> R
 async def replay_one(
     job_id: DeadLetterId,
     sent: SubmitAction,
-    dead_letters: DeadLettersDep,
-    job_types: JobTypesDep,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> Response:
-    new_job = await dead_letters.replay(job_id, sent.session.tenant, job_types, settings)
+    new_job = await services.dead_letters.replay(
+        job_id, sent.session.tenant, services.job_types, services.settings
+    )
     return RedirectResponse(notice_url(LIST_URL, "replayed", job=new_job.id), status_code=303)
 
 
 @router.post(LIST_URL + "/{job_id}/delete")
-async def delete_one(job_id: DeadLetterId, sent: CancelAction, dead_letters: DeadLettersDep) -> Response:
-    await dead_letters.delete(job_id, sent.session.tenant)
+async def delete_one(job_id: DeadLetterId, sent: CancelAction, services: ServicesDep) -> Response:
+    await services.dead_letters.delete(job_id, sent.session.tenant)
     return RedirectResponse(notice_url(LIST_URL, "deleted"), status_code=303)

@@ -17,7 +17,7 @@ from jobs.engine.attempts import read_attempts
 from jobs.engine.records import JobSnapshot, read_snapshots
 from jobs.queues import QUEUE_NAMES
 from jobs.status import TERMINAL_STATUSES, JobStatus
-from service.api.deps import DeadLettersDep, JobTypesDep, SettingsDep, StoreDep
+from service.api.deps import ServicesDep
 from service.api.errors import DeadLetterNotFound, JobNotFound
 from service.api.routes.jobs import CANCEL_WAIT_S
 from service.api.schemas import JOB_ID_PATTERN, JOB_TYPE_PATTERN
@@ -27,7 +27,7 @@ from service.dashboard.notices import notice_job, notice_text, notice_url
 from service.dashboard.render import STATUSES, page, pager
 from service.dashboard.session import DashboardSession
 from service.dashboard.timeline import timeline
-from service.stores.dead_letter_store import as_seen_by
+from service.stores.dead_letter_store import DeadLetterStore, as_seen_by
 from service.stores.job_store import ListFilter
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
@@ -46,8 +46,7 @@ def _job_url(job_id: str) -> str:
 async def jobs_page(
     request: Request,
     session: SessionDep,
-    store: StoreDep,
-    job_types: JobTypesDep,
+    services: ServicesDep,
     status: str = "",
     type: str = "",
     queue: str = "",
@@ -60,14 +59,14 @@ async def jobs_page(
     if wanted:
         if _JOB_ID.fullmatch(wanted):
             try:
-                await store.get(wanted, session.tenant)
+                await services.store.get(wanted, session.tenant)
                 return RedirectResponse(_job_url(wanted), status_code=303)
             except JobNotFound:
                 pass
         missing_id = wanted[:128]
     filters = chosen_filters(status, type, queue)
-    after = await stream_position(store.redis, session.tenant)
-    jobs, next_cursor = await store.list_jobs(
+    after = await stream_position(services.store.redis, session.tenant)
+    jobs, next_cursor = await services.store.list_jobs(
         session.tenant, filters, limit=PAGE_SIZE, cursor=cursor[:300] or None
     )
     return page(
@@ -85,13 +84,15 @@ async def jobs_page(
                 {"status": filters.status, "type": filters.type, "queue": filters.queue},
                 next_cursor,
             ),
-            "type_names": sorted(job_types),
+            "type_names": sorted(services.job_types),
             "queue_names": QUEUE_NAMES,
             "missing_id": missing_id,
             "can_cancel_matching": session.can("cancel") and filters.status not in TERMINAL_STATUSES,
             "notice": notice_text(request.query_params),
             "events_after": after,
-            "example_type": "diag.noop" if "diag.noop" in job_types else min(job_types, default="email.send"),
+            "example_type": "diag.noop"
+            if "diag.noop" in services.job_types
+            else min(services.job_types, default="email.send"),
         },
     )
 
@@ -106,25 +107,25 @@ def chosen_filters(status: str, job_type: str, queue: str) -> ListFilter:
 
 
 @router.post("/dashboard/jobs/cancel")
-async def cancel_matching(sent: CancelAction, store: StoreDep) -> Response:
+async def cancel_matching(sent: CancelAction, services: ServicesDep) -> Response:
     """Every unfinished job the page's filters match (``POST /v1/jobs:cancel``)."""
     form = sent.form
     filters = chosen_filters(form.get("status", ""), form.get("type", ""), form.get("queue", ""))
     count = 0
     if filters.status not in TERMINAL_STATUSES:
-        tally = await store.cancel_matching(sent.session.tenant, filters)
+        tally = await services.store.cancel_matching(sent.session.tenant, filters)
         count = tally.cancelled + tally.aborting
     return RedirectResponse(notice_url("/dashboard/jobs", "cancelled_all", count=count), status_code=303)
 
 
 @router.get("/dashboard/jobs/{job_id}/row")
-async def job_row(request: Request, job_id: JobId, session: SessionDep, store: StoreDep) -> Response:
-    job = await store.get(job_id, session.tenant)
+async def job_row(request: Request, job_id: JobId, session: SessionDep, services: ServicesDep) -> Response:
+    job = await services.store.get(job_id, session.tenant)
     return page(request, "_job_row.html", {"job": job})
 
 
 async def _detail(
-    job: JobSnapshot, session: DashboardSession, dead_letters: DeadLettersDep
+    job: JobSnapshot, session: DashboardSession, dead_letters: DeadLetterStore
 ) -> dict[str, Any]:
     """What a job's page shows besides its params: attempts, dependencies, dead letter, allowed actions."""
     redis = dead_letters.redis
@@ -147,12 +148,10 @@ async def _detail(
 
 
 @router.get("/dashboard/jobs/{job_id}")
-async def job_page(
-    request: Request, job_id: JobId, session: SessionDep, store: StoreDep, dead_letters: DeadLettersDep
-) -> Response:
-    after = await stream_position(store.redis, session.tenant)
-    job = await store.get(job_id, session.tenant)
-    context = await _detail(job, session, dead_letters)
+async def job_page(request: Request, job_id: JobId, session: SessionDep, services: ServicesDep) -> Response:
+    after = await stream_position(services.store.redis, session.tenant)
+    job = await services.store.get(job_id, session.tenant)
+    context = await _detail(job, session, services.dead_letters)
     query = request.query_params
     return page(
         request,
@@ -170,15 +169,15 @@ async def job_page(
 
 @router.get("/dashboard/jobs/{job_id}/outcome")
 async def job_outcome(
-    request: Request, job_id: JobId, session: SessionDep, store: StoreDep, dead_letters: DeadLettersDep
+    request: Request, job_id: JobId, session: SessionDep, services: ServicesDep
 ) -> Response:
-    job = await store.get(job_id, session.tenant)
-    return page(request, "_job_outcome.html", await _detail(job, session, dead_letters))
+    job = await services.store.get(job_id, session.tenant)
+    return page(request, "_job_outcome.html", await _detail(job, session, services.dead_letters))
 
 
 @router.post("/dashboard/jobs/{job_id}/cancel")
-async def cancel(job_id: JobId, sent: CancelAction, store: StoreDep) -> Response:
-    await store.cancel(job_id, sent.session.tenant, wait_s=CANCEL_WAIT_S)
+async def cancel(job_id: JobId, sent: CancelAction, services: ServicesDep) -> Response:
+    await services.store.cancel(job_id, sent.session.tenant, wait_s=CANCEL_WAIT_S)
     return RedirectResponse(notice_url(_job_url(job_id), "cancelled"), status_code=303)
 
 
@@ -186,9 +185,9 @@ async def cancel(job_id: JobId, sent: CancelAction, store: StoreDep) -> Response
 async def retry(
     job_id: JobId,
     sent: SubmitAction,
-    dead_letters: DeadLettersDep,
-    job_types: JobTypesDep,
-    settings: SettingsDep,
+    services: ServicesDep,
 ) -> Response:
-    new_job = await dead_letters.retry(job_id, sent.session.tenant, job_types, settings)
+    new_job = await services.dead_letters.retry(
+        job_id, sent.session.tenant, services.job_types, services.settings
+    )
     return RedirectResponse(notice_url(_job_url(new_job.id), "retried", job=job_id), status_code=303)

@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from jobs import registry
 from jobs.engine import keys
 from jobs.queues import QUEUE_NAMES, QUEUES
-from service.api.deps import AuditDep, SettingsDep, StoreDep
+from service.api.deps import ServicesDep
 from service.api.schemas import QUEUE_PATTERN, WorkerView
 from service.dashboard.deps import (
     HOME,
@@ -58,7 +58,7 @@ def _cluster_only(session: DashboardSession, what: str) -> None:
 
 
 @router.get(HOME)
-async def overview(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
+async def overview(request: Request, services: ServicesDep) -> Response:
     """The overview when signed in; the sign-in form otherwise (the contract's ``GET /dashboard``)."""
     session = await session_store(request).read(request.cookies.get(SESSION_COOKIE))
     if session is None:
@@ -66,7 +66,7 @@ async def overview(request: Request, store: StoreDep, settings: SettingsDep) -> 
     request.state.dashboard_session = session
     tenants: TenantStore = request.app.state.tenants
     tenant = await tenants.get(session.tenant)
-    async with store.redis.pipeline(transaction=False) as pipe:
+    async with services.store.redis.pipeline(transaction=False) as pipe:
         pipe.zcard(keys.index_all(session.tenant))
         pipe.zcard(keys.dead_letters(session.tenant))
         listed, dead = await pipe.execute()
@@ -82,10 +82,10 @@ async def overview(request: Request, store: StoreDep, settings: SettingsDep) -> 
         "notice": notice_text(request.query_params),
     }
     if session.sees_cluster:
-        stats = await read_queue_stats(store.redis, (spec.name for spec in QUEUES))
-        workers = await store.live_workers(settings.worker_stale_after_s)
+        stats = await read_queue_stats(services.store.redis, (spec.name for spec in QUEUES))
+        workers = await services.store.live_workers(services.settings.worker_stale_after_s)
         serving: Counter[str] = Counter(q for w in workers for q in w.get("queues", "").split(",") if q)
-        paused = await paused_queues(store.redis)
+        paused = await paused_queues(services.store.redis)
         context["queues"] = [
             {"spec": spec, "stats": s, "workers": serving[spec.name], "paused": spec.name in paused}
             for spec, s in zip(QUEUES, stats, strict=True)
@@ -95,34 +95,38 @@ async def overview(request: Request, store: StoreDep, settings: SettingsDep) -> 
 
 
 @router.post("/dashboard/queues/{name}/pause")
-async def pause(name: QueueName, sent: OperatorAction, store: StoreDep, audit: AuditDep) -> Response:
-    await pause_queue(store.redis, known_queue(name))
+async def pause(name: QueueName, sent: OperatorAction, services: ServicesDep) -> Response:
+    await pause_queue(services.store.redis, known_queue(name))
     principal = sent.session.principal
     logger.warning("queue %s paused from the dashboard by key %s", name, principal.key_id)
-    await audit.record(key_id=principal.key_id, tenant=principal.tenant, action="queue.pause", target=name)
+    await services.audit.record(
+        key_id=principal.key_id, tenant=principal.tenant, action="queue.pause", target=name
+    )
     return RedirectResponse(notice_url(HOME, "queue_paused"), status_code=303)
 
 
 @router.post("/dashboard/queues/{name}/resume")
-async def resume(name: QueueName, sent: OperatorAction, store: StoreDep, audit: AuditDep) -> Response:
-    await resume_queue(store.redis, known_queue(name))
+async def resume(name: QueueName, sent: OperatorAction, services: ServicesDep) -> Response:
+    await resume_queue(services.store.redis, known_queue(name))
     principal = sent.session.principal
     logger.warning("queue %s resumed from the dashboard by key %s", name, principal.key_id)
-    await audit.record(key_id=principal.key_id, tenant=principal.tenant, action="queue.resume", target=name)
+    await services.audit.record(
+        key_id=principal.key_id, tenant=principal.tenant, action="queue.resume", target=name
+    )
     return RedirectResponse(notice_url(HOME, "queue_resumed"), status_code=303)
 
 
 @router.get("/dashboard/schedules")
-async def schedules(request: Request, session: SessionDep, store: StoreDep) -> Response:
+async def schedules(request: Request, session: SessionDep, services: ServicesDep) -> Response:
     _cluster_only(session, "Schedules")
-    states = await read_schedules(store.redis, registry.schedules())
+    states = await read_schedules(services.store.redis, registry.schedules())
     return page(request, "schedules.html", {"title": "Schedules", "nav": "schedules", "schedules": states})
 
 
 @router.get("/dashboard/workers")
-async def workers(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep) -> Response:
+async def workers(request: Request, session: SessionDep, services: ServicesDep) -> Response:
     _cluster_only(session, "Workers")
-    records = await store.live_workers(settings.worker_stale_after_s)
+    records = await services.store.live_workers(services.settings.worker_stale_after_s)
     views = sorted((WorkerView.from_record(r) for r in records), key=lambda w: w.started_at)
     return page(
         request,
@@ -131,6 +135,6 @@ async def workers(request: Request, session: SessionDep, store: StoreDep, settin
             "title": "Workers",
             "nav": "workers",
             "workers": views,
-            "stale_after_s": settings.worker_stale_after_s,
+            "stale_after_s": services.settings.worker_stale_after_s,
         },
     )
