@@ -27,6 +27,7 @@ from jobs.engine.webhook_secrets import SecretBox, TenantWebhookSecrets
 from jobs.engine.worker import EngineConfig, adopt
 from jobs.limits import effective_limits
 from jobs.outbound import OutboundGuard, guarded_client
+from service.collector import freeze_startup_objects
 from service.config import Settings, get_settings
 from service.logs import configure_logging
 
@@ -92,6 +93,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["http"] = guarded_client(guard, timeout_s=settings.webhook_timeout_s)
     ctx["process_pool"] = CpuPool(max_workers=settings.image_workers)
     ctx["webhook_secrets"] = TenantWebhookSecrets(ctx["redis"], SecretBox(settings.webhook_secrets_key))
+    if started_by_arq_cli():  # the worker's process: started, it only runs jobs from here on
+        freeze_startup_objects()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
