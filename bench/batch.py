@@ -13,24 +13,15 @@ import argparse
 import statistics
 import time
 
-from pydantic import SecretStr
-
-from bench.in_process import in_process_api
+from bench.in_process import bench_settings, in_process_api
 from bench.measure import run_against_server
 from jobs.engine import keys
-from service.config import Settings
 
 ADMIN_KEY = "bench-batch-admin-key-" + "k" * 32
 
 
 async def measure(redis_url: str, size: int, runs: int) -> list[float]:
-    settings = Settings(
-        redis_url=redis_url,
-        diagnostics=True,
-        admin_api_key=SecretStr(ADMIN_KEY),
-        tenant_submits_per_s=10_000_000,
-        tenant_max_open_jobs=100_000_000,
-    )
+    settings = bench_settings(redis_url, ADMIN_KEY)
     body = {"jobs": [{"type": "diag.noop", "params": {}}] * size}
     seconds: list[float] = []
     async with in_process_api(settings, timeout_s=60) as (_, http):

@@ -29,9 +29,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx
-from pydantic import SecretStr
 
-from bench.in_process import in_process_api
+from bench.in_process import bench_settings, in_process_api
 from bench.measure import run_against_server, summary_ms, used_memory
 from jobs.engine import keys
 from jobs.engine.queue_ops import Claim, JobQueues
@@ -48,13 +47,10 @@ Figures = dict[str, float]
 
 def settings_for(redis_url: str, depth: int) -> Settings:
     """Quotas and budgets wide enough for the whole fill: the figures are the engine's, not the limits'."""
-    return Settings(
+    return bench_settings(
+        redis_url,
+        ADMIN_KEY,
         environment="development",
-        redis_url=redis_url,
-        diagnostics=True,
-        admin_api_key=SecretStr(ADMIN_KEY),
-        tenant_submits_per_s=10_000_000,
-        tenant_max_open_jobs=100_000_000,
         tenant_max_kept_jobs=depth * 4,
         tenant_max_kept_bytes=depth * 16_384,
     )

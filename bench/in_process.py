@@ -5,13 +5,28 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from service.api.app import create_app
 from service.config import Settings
+
+
+def bench_settings(redis_url: str, admin_key: str, **overrides: Any) -> Settings:
+    """The app's settings in a benchmark: the diagnostics job types, an admin key to sign in with, and
+    tenant quotas that stay on (checked in the submit script) but never bind."""
+    return Settings(
+        redis_url=redis_url,
+        diagnostics=True,
+        admin_api_key=SecretStr(admin_key),
+        tenant_submits_per_s=10_000_000,
+        tenant_max_open_jobs=100_000_000,
+        **overrides,
+    )
 
 
 @contextlib.asynccontextmanager

@@ -21,11 +21,10 @@ from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
-from pydantic import SecretStr
 
+from bench.in_process import bench_settings
 from bench.measure import calls_between, command_calls, run_against_server
 from service.api.app import create_app
-from service.config import Settings
 
 ADMIN_KEY = "bench-listeners-admin-key-" + "k" * 32
 SUBMITS_PER_S = 50
@@ -34,14 +33,7 @@ READING = ("xread", "xrange", "xrevrange", "xinfo", "client")
 
 
 async def measure(redis_url: str, listeners: int, seconds: float) -> list[tuple[str, float, float, int]]:
-    settings = Settings(
-        redis_url=redis_url,
-        diagnostics=True,
-        admin_api_key=SecretStr(ADMIN_KEY),
-        tenant_submits_per_s=10_000_000,
-        tenant_max_open_jobs=100_000_000,
-        max_wait_s=120,
-    )
+    settings = bench_settings(redis_url, ADMIN_KEY, max_wait_s=120)
     app = create_app(settings)
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     rows: list[tuple[str, float, float, int]] = []

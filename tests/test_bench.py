@@ -59,3 +59,22 @@ def test_the_depth_scenario_measures_every_figure_at_both_depths(tmp_path: Path)
         positive = {name: value > 0 for name, value in figures[depth].items()}
         assert all(positive.values()), (depth, figures[depth])
     assert "| GET /v1/jobs?status=failed p99 ms |" in run.stdout
+
+
+def test_the_api_cost_counts_cpu_and_python_calls_of_every_request(tmp_path: Path) -> None:
+    out = tmp_path / "api_cost.json"
+    run = run_bench("api_cost", "--requests", "100", "--rounds", "1", "--json", str(out), timeout_s=120)
+    costs = {cost["request"]: cost for cost in json.loads(out.read_text())}
+    assert list(costs) == [
+        "jobsvc POST /v1/jobs",
+        "jobsvc GET /v1/jobs/{id}",
+        "jobsvc POST /v1/jobs:batch (100 jobs)",
+        "minimal POST /v1/jobs",
+    ]
+    assert all(cost["cpu_us"] > 0 and cost["python_calls"] > 100 for cost in costs.values()), costs
+    # a batch of a hundred jobs does more than one job's work
+    assert (
+        costs["jobsvc POST /v1/jobs:batch (100 jobs)"]["python_calls"]
+        > costs["jobsvc POST /v1/jobs"]["python_calls"]
+    )
+    assert "Python calls" in run.stdout, run.stdout
