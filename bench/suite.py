@@ -616,6 +616,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, bool]:
     )
     parser.add_argument("--rest-seconds", type=float, help="seconds of each open-loop run (4)")
     parser.add_argument("--idle-seconds", type=float, help="seconds of the idle-worker measurement (30)")
+    parser.add_argument(
+        "--steady-rate", type=float, help="jobs/s offered while pickup at a steady load is measured (1100)"
+    )
     parser.add_argument("--quick", action="store_true", help="small figures everywhere, for a smoke test")
     parser.add_argument(
         "--only",
@@ -650,6 +653,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, Path, bool]:
         ("rest_seconds", "rest_duration_s"),
         ("api_processes", "api_processes"),
         ("idle_seconds", "idle_s"),
+        ("steady_rate", "steady_rate"),
         ("redis_url", "redis_url"),
     ):
         if getattr(args, flag) is not None:
