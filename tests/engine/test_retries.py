@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import httpx
@@ -55,7 +56,8 @@ TEST_TYPES = {jt.name: jt for jt in (slow_once, permanent, value_error, flaky_lo
 
 @pytest.fixture
 async def app(app: Any) -> Any:
-    app.state.job_types = {**app.state.job_types, **TEST_TYPES}
+    services = app.state.services
+    app.state.services = dataclasses.replace(services, job_types={**services.job_types, **TEST_TYPES})
     return app
 
 
