@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.arq = pool
         app.state.events = events = EventHub(pool, pool.client())
         await events.start()
-        app.state.store = JobStore(
+        store = JobStore(
             pool,
             queued_job_expiry_s=settings.queued_job_expiry_s,
             idempotency_ttl_s=settings.idempotency_ttl_s,
@@ -59,19 +59,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             events=events,
             acks=settings.replica_acks,
         )
-        app.state.dead_letters = DeadLetterStore(pool, app.state.store)
         app.state.keys = KeyStore(
             pool, admin_key=settings.admin_api_key, failures_per_minute=settings.auth_failures_per_minute
         )
         app.state.tenants = TenantStore(pool, defaults=settings.default_quotas)
         app.state.webhook_secrets = TenantWebhookSecrets(pool, SecretBox(settings.webhook_secrets_key))
-        app.state.audit = AuditLog(pool)
         app.state.services = Services(
             settings=settings,
             job_types=catalogue,
-            store=app.state.store,
-            dead_letters=app.state.dead_letters,
-            audit=app.state.audit,
+            store=store,
+            dead_letters=DeadLetterStore(pool, store),
+            audit=AuditLog(pool),
         )
         try:
             yield

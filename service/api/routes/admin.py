@@ -51,7 +51,7 @@ def _tenants(request: Request) -> TenantStore:
 
 async def _audited(request: Request, caller: Principal, action: str, target: str, **details: Any) -> None:
     """Write ``caller``'s ``action`` on ``target`` to the audit log."""
-    log: AuditLog = request.app.state.audit
+    log: AuditLog = request.app.state.services.audit
     await log.record(
         key_id=caller.key_id, tenant=caller.tenant, action=action, target=target, details=details
     )
@@ -235,7 +235,7 @@ async def read_audit_log(
     caller: OperatorKey, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> AuditList:
     """Who (the key's id and tenant) did what (``action``) to whom (``target``), and when."""
-    log: AuditLog = request.app.state.audit
+    log: AuditLog = request.app.state.services.audit
     entries = await log.newest(limit)
     return AuditList(
         entries=[
