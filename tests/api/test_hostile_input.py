@@ -13,11 +13,14 @@ from arq import ArqRedis
 from service.config import Settings
 from tests.helpers import submit
 
+#: a job id the service made: a submit's random id, or a schedule tick's (jobs.schedules.Schedule.job_id;
+#: the schedule's name is the code's, checked against SCHEDULE_NAME)
+JOB_ID = r"([0-9a-f]{32}|cron:[a-z][a-z0-9_-]{0,63}:\d+)"
 #: every key jobsvc writes, by shape: fixed prefixes, then ids and names the service made or checked
 SAFE_KEY = re.compile(
-    r"^(arq:(job|result|in-progress|retry):[0-9a-f]{32}"
+    rf"^(arq:(job|result|in-progress|retry):{JOB_ID}"
     r"|arq:queue(:[a-z][a-z0-9_-]*)?|arq:abort"
-    r"|jobsvc:(job|attempts|dependents):[0-9a-f]{32}"
+    rf"|jobsvc:(job|attempts|dependents):{JOB_ID}|jobsvc:schedule:[a-z][a-z0-9_-]{{0,63}}"
     r"|jobsvc:idempotency:[0-9a-f]{64}"
     r"|jobsvc:index:t:[a-z0-9_-]+(:type:[a-z0-9_.]+|:queue:[a-z0-9_-]+|:status:(succeeded|failed|cancelled))?"
     r"|jobsvc:(ready|deferred|running|wake|intake|fair):[a-z][a-z0-9_-]*"
@@ -28,7 +31,7 @@ SAFE_KEY = re.compile(
     r"|jobsvc:dead:[a-z0-9_-]+|jobsvc:dead:q:[a-z][a-z0-9_-]*"
     r"|jobsvc:events:t:[a-z0-9_-]+|jobsvc:metrics"
     r"|jobsvc:apikey:[0-9a-f]{16}"
-    r"|jobsvc:released:[0-9a-f]{32}|jobsvc:claimed:[A-Za-z0-9_.-]+:\d+|jobsvc:tallied:[A-Za-z0-9_.-]+)$"
+    rf"|jobsvc:released:{JOB_ID}|jobsvc:claimed:[A-Za-z0-9_.-]+:\d+|jobsvc:tallied:[A-Za-z0-9_.-]+)$"
 )
 LONG, MANY = "l" * 101, ["x"] * 101
 HOSTILE = "../../*?[a]{}\\\x00:\r\n' OR 1=1; FLUSHALL -- ☠"
