@@ -20,7 +20,8 @@ still get:
   falls due, a lease lapses). Between heartbeats an idle worker only blocks on its wake-up lists, 0.8 s
   at a time, each wait one round trip of two commands.
 - **ARQ's own producers.** Jobs enqueued with ARQ's ``enqueue_job`` onto the served queues are found
-  (each wait reads whether there are any) and taken in as jobsvc's own (``jobs.engine.arq_intake``).
+  (a look every ``LOOK_EVERY_S``, after the claim) and taken in as jobsvc's own
+  (``jobs.engine.arq_intake``).
 - **Reconnects.** A Redis outage makes the poll loop wait and retry instead of killing the worker; a
   job that ends during the outage records its end once Redis is back.
 - **Schedules.** ARQ computes the cron ticks; each tick is enqueued by one script that records it, so
@@ -86,6 +87,9 @@ logger = logging.getLogger("jobsvc.engine")
 
 #: an idle worker never blocks longer than this on one command (below the pool's socket timeout)
 MAX_BLOCK_S = 3.0
+#: the shortest blocking wait: BLPOP reads a timeout of 0 as "for ever", so a deadline closer than this
+#: is waited for this long, still listening for wake-ups, never in a sleep that would not hear them
+MIN_BLOCK_S = 0.01
 #: a busy worker reads the cancellations of running jobs at most this often (ARQ: every iteration)
 ABORT_CHECK_EVERY_S = 0.05
 #: the most parked jobs a heartbeat puts back in line (readmit_parked.lua)
@@ -322,13 +326,6 @@ class JobsvcWorker(ArqHost):
         free = self.max_jobs - self.job_counter
         if self.burst and self.max_burst_jobs >= 0:
             free = min(free, self.max_burst_jobs - self.jobs_started())
-        # jobs that ARQ's own producers enqueued become jobsvc's before the claim looks for work
-        if (
-            self.allow_pick_jobs
-            and (self.burst or self.intake.look_due())
-            and await self.intake.look(check=self.burst)
-        ):
-            self._look_now = True
         if self.allow_pick_jobs and free > 0 and self._should_look():
             claims, next_due = await self.queues.claim(
                 lease_ms=int(self.engine.lease_s * 1000),
@@ -342,6 +339,14 @@ class JobsvcWorker(ArqHost):
             self._look_at_ms = float("inf") if next_due is None else next_due
             for claim in claims:
                 await self._start(claim)
+        # jobs that ARQ's own producers enqueued become jobsvc's, after the claim: a look never stands
+        # between a job that woke the worker and its start; what it takes in, the next iteration claims
+        if (
+            self.allow_pick_jobs
+            and (self.burst or self.intake.look_due())
+            and await self.intake.look(check=self.burst)
+        ):
+            self._look_now = True
         # nothing running, nothing to abort
         if self.allow_abort_jobs and self.job_tasks and self._abort_check_due():
             await self.cancel_aborted_jobs()
@@ -414,14 +419,14 @@ class JobsvcWorker(ArqHost):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_freed.wait(), timeout)
                 self._look_now = True
-        elif timeout >= 0.01:
+        elif timeout > 0:
             wake_keys = [keys.wake(name) for name, _ in self.engine.queues]
             # redis-py types the timeout as int; Redis 6+ takes seconds with decimals
-            blocking = self.pool.blpop(wake_keys, timeout=timeout)  # type: ignore[arg-type]
+            blocking = self.pool.blpop(wake_keys, timeout=max(timeout, MIN_BLOCK_S))  # type: ignore[arg-type]
             if await typing.cast(Awaitable[Any], blocking) is not None:
                 self._look_now = True
         else:
-            await asyncio.sleep(timeout)
+            await asyncio.sleep(0)  # a deadline has come: the next iteration meets it
 
     async def _other_queues_have_work(self) -> bool:
         """ARQ's burst mode ends once its (first) queue is empty; the worker's other queues count too."""

@@ -70,3 +70,26 @@ async def test_work_whose_wake_up_went_to_another_consumer_is_found_at_the_next_
     finally:
         await thief.aclose()
     assert epoch_s(done["started_at"]) - submitted_at < 1.5 + 0.5  # one heartbeat, and some slack
+
+
+async def test_a_wake_up_just_before_a_deadline_is_heard_at_once(redis: ArqRedis, settings: Settings) -> None:
+    """With its next deadline (here a queue's timer) a few milliseconds away, the worker still waits on
+    its wake-up lists: a job arriving then starts at once, not after a sleep that could not hear it."""
+    tuned = settings.model_copy(update={"worker_heartbeat_s": 5.0})
+    worker = make_worker(tuned)
+    running = asyncio.create_task(worker.main())
+    try:
+        engine = await until_registered(redis, worker)
+        running.cancel()  # from here on this test drives the worker's wait itself
+        await asyncio.gather(running, return_exceptions=True)
+        for _ in range(20):
+            engine._look_now = False
+            engine._look_at_ms = time.time() * 1000 + 5  # a deferred job falls due in 5 ms
+            waiting = asyncio.create_task(engine._wait_for_work())
+            await asyncio.sleep(0.001)
+            await redis.rpush(keys.wake("default"), "1")
+            await waiting
+            assert engine._look_now, "the wake-up went unheard until the deadline"
+            assert await redis.llen(keys.wake("default")) == 0
+    finally:
+        await worker.close()
