@@ -149,6 +149,8 @@ local function admit(q, id, jtype, part, priority)
 end
 
 local claims = {}
+-- the jobs this claim leased, by queue: written to each queue's running set once, at the end
+local leased = {}
 -- the fair-share virtual time of each queue and priority, as the jobs taken from it move it on, and how
 -- many ready jobs each tenant has fewer there (fair_tag.lua)
 local clocks, gone = {}, {}
@@ -185,14 +187,15 @@ local function claim_from(q, quota)
         local token = ARGV[4] .. '#' .. tries
         if ARGV[4] == '' then token = fmt(redis.call('INCR', '${LEASE_SEQUENCE}')) end
         redis.call('SET', in_progress_key(id), token, 'PX', lease)
-        redis.call('ZADD', running_key(q), fmt(now + lease), id)
+        leased[q] = leased[q] or {}
+        table.insert(leased[q], id)
         new_leases[q] = now + lease
         redis.call('HSET', meta_key(id), 'started_at', fmt(now))
-        local aborted = redis.call('ZREM', '${ABORT_SET}', id)
         local jtype = m[1] or ''
         emit_event(m[4] or '${DEFAULT_TENANT}', id, jtype, q, 'status', 'in_progress', {attempt = tries})
         local waited = math.max(now - tonumber(score), 0)
-        table.insert(claims, {id, score, q, slot, record or '', tries, aborted, jtype, fmt(waited), token})
+        -- aborted: filled in by take_abort_marks
+        table.insert(claims, {id, score, q, slot, record or '', tries, 0, jtype, fmt(waited), token})
         taken = taken + 1
       end
     end
@@ -232,6 +235,34 @@ while left > 0 do
     end
     credits[best] = credits[best] + sum
   end
+end
+
+-- The claimed jobs' leases in their queues' running sets, and their abort marks taken (ARQ's run_job
+-- takes its job out of arq:abort and reads whether it was there): a few commands for the whole claim,
+-- not two a job. Chunks of 1000 stay within what unpack takes.
+for q, ids in pairs(leased) do
+  local members = {}
+  for _, id in ipairs(ids) do
+    table.insert(members, fmt(now + lease))
+    table.insert(members, id)
+  end
+  for first = 1, #members, 1000 do
+    redis.call('ZADD', running_key(q), unpack(members, first, math.min(first + 999, #members)))
+  end
+end
+for first = 1, #claims, 1000 do
+  local last = math.min(first + 999, #claims)
+  local ids = {}
+  for i = first, last do table.insert(ids, claims[i][1]) end
+  local marks = redis.call('ZMSCORE', '${ABORT_SET}', unpack(ids))
+  local marked = {}
+  for i = first, last do
+    if marks[i - first + 1] then
+      claims[i][7] = 1
+      table.insert(marked, claims[i][1])
+    end
+  end
+  if #marked > 0 then redis.call('ZREM', '${ABORT_SET}', unpack(marked)) end
 end
 
 for at, tag in pairs(clocks) do

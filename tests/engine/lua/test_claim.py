@@ -177,6 +177,28 @@ async def test_claim_reports_an_abort_that_waited_for_the_job(queues: JobQueues,
     assert await redis.zscore(keys.ABORT_SET, "j1") is None
 
 
+async def test_a_claim_of_many_jobs_reports_each_ones_abort_and_leases_them_all(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """The claim writes its jobs' leases and takes their abort marks once for all of them: each job
+    still gets its own answer and its own lease."""
+    for job_id in ("j1", "j2", "j3"):
+        await submitted(queues, job_id)
+    await redis.zadd(keys.ABORT_SET, {"j2": now_ms(), "other": now_ms()})
+    before = now_ms()
+    claims = await claim_all(queues, free=3)
+    assert {claim.job_id: claim.start.aborted for claim in claims if claim.start} == {
+        "j1": False,
+        "j2": True,
+        "j3": False,
+    }
+    assert await redis.zrange(keys.ABORT_SET, 0, -1) == [b"other"]  # only the claimed jobs' marks go
+    for job_id in ("j1", "j2", "j3"):
+        lease_end = await redis.zscore(keys.running(Q), job_id)
+        assert lease_end is not None
+        assert before + LEASE_MS <= lease_end <= now_ms() + LEASE_MS
+
+
 async def test_claim_reports_a_job_record_that_is_gone_as_empty(queues: JobQueues, redis: ArqRedis) -> None:
     await submitted(queues, "j1")
     await redis.delete(keys.arq_job("j1"))
