@@ -331,20 +331,29 @@ AUDIT_LOG = f"{PREFIX}audit"
 TENANTS = f"{PREFIX}tenants"
 
 
-def released(job_id: str) -> str:
-    """The last release of a job's claim: its lease token and reply, kept a few seconds, so that a
-    release sent again (redis-py resends a command whose connection dropped) answers as the first did
-    and changes nothing."""
-    return f"{PREFIX}released:{job_id}"
+#: prefixes of the memory of recent releases and claims (``releases_remembered``, ``claims_remembered``)
+RELEASES_REMEMBERED_PREFIX = f"{PREFIX}released:"
+CLAIMS_REMEMBERED_PREFIX = f"{PREFIX}claimed:"
 
 
-def claimed(request_id: str) -> str:
-    """The reply of one claim request (a worker's id and its claim count), kept for the lease, so that a
-    claim sent again answers with the jobs the first one took instead of taking more."""
-    return f"{PREFIX}claimed:{request_id}"
+def releases_remembered(generation: int) -> str:
+    """The releases of one stretch of ``RESEND_MEMORY_MS`` (``generation``: epoch ms // RESEND_MEMORY_MS),
+    job id -> its lease token and reply, so that a release sent again (redis-py resends a command whose
+    connection dropped) answers as the first did and changes nothing. One hash a stretch, which expires one
+    stretch after its own ends (resend_memory.lua): a key of its own for each release, each with its own
+    expiry, cost the server about 15 µs a job to write and expire at 1,100 jobs/s (docs/BENCHMARKS.md)."""
+    return f"{RELEASES_REMEMBERED_PREFIX}{generation}"
 
 
-#: how long a release's or a claim's reply is kept for a resend of it (ms): redis-py resends at once
+def claims_remembered(generation: int) -> str:
+    """The same for claims: request id (a worker's id and its claim count) -> the reply of a claim that
+    took jobs (msgpack), so that a claim sent again answers with the jobs the first one took instead of
+    taking more."""
+    return f"{CLAIMS_REMEMBERED_PREFIX}{generation}"
+
+
+#: how long a release's or a claim's reply is kept at least for a resend of it (ms; at most twice that):
+#: redis-py resends at once
 RESEND_MEMORY_MS = 10_000
 
 #: the worker sweeping the queues for jobs past their queued expiry (jobs.engine.sweep), one at a time

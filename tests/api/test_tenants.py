@@ -115,9 +115,10 @@ async def lasting_contents(redis: ArqRedis) -> dict[bytes, Any]:
     """``redis_contents`` without the memory of recent claims and releases, once checked to be that: a
     few seconds long, and never a job's params (a resend of a claim reads the record again)."""
     contents = await redis_contents(redis)
-    memory = [key for key in contents if key.startswith((b"jobsvc:claimed:", b"jobsvc:released:"))]
+    prefixes = (keys.CLAIMS_REMEMBERED_PREFIX.encode(), keys.RELEASES_REMEMBERED_PREFIX.encode())
+    memory = [key for key in contents if key.startswith(prefixes)]
     for key in memory:
-        assert 0 < await redis.pttl(key) <= keys.RESEND_MEMORY_MS, key
+        assert 0 < await redis.pttl(key) <= 2 * keys.RESEND_MEMORY_MS, key
         assert b"params" not in contents.pop(key), key
     return contents
 

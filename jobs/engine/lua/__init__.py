@@ -94,8 +94,8 @@ PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "ARQ_OWNED": keys.ARQ_OWNED,
     "ARQ_ENTRY_FIELD": keys.ARQ_ENTRY_FIELD,
     "INTAKE_LOCK_PREFIX": _prefix(keys.intake_lock),
-    "RELEASED_PREFIX": _prefix(keys.released),
-    "CLAIMED_PREFIX": _prefix(keys.claimed),
+    "RELEASED_PREFIX": keys.RELEASES_REMEMBERED_PREFIX,
+    "CLAIMED_PREFIX": keys.CLAIMS_REMEMBERED_PREFIX,
     "RESEND_MEMORY_MS": keys.RESEND_MEMORY_MS,
 }
 

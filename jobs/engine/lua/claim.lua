@@ -38,12 +38,14 @@
 --- @include "release_slot"
 --- @include "emit_event"
 --- @include "emit_status"
+--- @include "resend_memory"
 
 local function limit_key(name) return '${LIMIT_PREFIX}' .. name end
 
-local remembered = ARGV[4] ~= '' and '${CLAIMED_PREFIX}' .. ARGV[4] or nil
-if remembered then
-  local earlier = redis.call('GET', remembered)
+local now = now_ms()
+local request = ARGV[4]
+if request ~= '' then
+  local earlier = recall('${CLAIMED_PREFIX}', request, now)
   if earlier then  -- this very request, sent again: its reply, with the records read now
     local reply = cmsgpack.unpack(earlier)
     for _, claim in ipairs(reply[1]) do claim[5] = redis.call('GET', job_key(claim[1])) or '' end
@@ -59,7 +61,6 @@ for i = 5, #ARGV, 3 do
   table.insert(weights, tonumber(ARGV[i + 1]))
   table.insert(credits, tonumber(ARGV[i + 2]))
 end
-local now = now_ms()
 -- Each queue's timer as the claim finds it (keys.TIMERS: never later than its first deferred job's due
 -- time or its first lease's end; none when it has neither). Only a queue whose timer has come has due
 -- jobs to promote or lapsed leases to recover; every queue whose deferred or running jobs this claim
@@ -302,11 +303,11 @@ end
 local credit_out = {}
 for i = 1, #queues do credit_out[i] = fmt(credits[i]) end
 local reply = {claims, fmt(next_due), credit_out}
-if remembered and #claims > 0 then  -- remembered without the job records: no params kept aside
+if request ~= '' and #claims > 0 then  -- remembered without the job records: no params kept aside
   local kept = {}
   for i, claim in ipairs(claims) do
     kept[i] = {claim[1], claim[2], claim[3], claim[4], '', claim[6], claim[7], claim[8], claim[9], claim[10]}
   end
-  redis.call('SET', remembered, cmsgpack.pack({kept, reply[2], reply[3]}), 'PX', ${RESEND_MEMORY_MS})
+  remember('${CLAIMED_PREFIX}', request, cmsgpack.pack({kept, reply[2], reply[3]}), now)
 end
 return reply

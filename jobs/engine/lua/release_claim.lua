@@ -43,14 +43,14 @@
 --- @include "emit_event"
 --- @include "remove_arq_entry"
 --- @include "fair_left_job"
+--- @include "resend_memory"
 
 local id, q, slot, mode, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[13]
 local holder = redis.call('GET', in_progress_key(id))
 if holder and holder ~= token then return 'stale' end
-local remembered = '${RELEASED_PREFIX}' .. id
 -- sent again: the lock is gone (or, for a lock kept on, still this token's)
 if token ~= '' and (not holder or ARGV[7] ~= '') then
-  local earlier = redis.call('GET', remembered)
+  local earlier = recall('${RELEASED_PREFIX}', id, now_ms())
   if earlier and string.sub(earlier, 1, #token + 1) == token .. ' ' then
     return string.sub(earlier, #token + 2)  -- this very release, sent again
   end
@@ -59,8 +59,8 @@ end
 -- ending the job now would let it count as having run beside the job that took its slot
 if not holder and slot ~= '' and not redis.call('ZSCORE', slot .. ':running', id) then return 'stale' end
 
+local now = now_ms()
 local function release()
-  local now = now_ms()
   -- the meta, read once: record_outcome's fields, whether jobsvc counted its ARQ queue entry, its priority
   local m = redis.call('HMGET', meta_key(id), 'outcome', 'tenant', 'type', 'started_at', 'kept_bytes',
                        '${ARQ_ENTRY_FIELD}', 'priority')
@@ -129,5 +129,5 @@ local function release()
 end
 
 local reply = release()
-if token ~= '' then redis.call('SET', remembered, token .. ' ' .. reply, 'PX', ${RESEND_MEMORY_MS}) end
+if token ~= '' then remember('${RELEASED_PREFIX}', id, token .. ' ' .. reply, now) end
 return reply

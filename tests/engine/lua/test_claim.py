@@ -264,7 +264,10 @@ async def test_no_two_claims_of_a_job_share_a_lease_token(queues: JobQueues, red
         return claims[0]
 
     first = await claim("worker-a:7")
-    await redis.delete(keys.arq_in_progress("j1"), keys.claimed("worker-a:7"))  # lapsed; reply forgotten
+    stretch = now_ms() // keys.RESEND_MEMORY_MS  # lapsed, and the claim's reply forgotten
+    await redis.delete(
+        keys.arq_in_progress("j1"), keys.claims_remembered(stretch), keys.claims_remembered(stretch - 1)
+    )
     await lapse_lease(redis, "j1")
     again = await claim("worker-a:7")
     assert again.token != first.token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from arq import ArqRedis
@@ -254,3 +255,25 @@ async def test_a_release_sent_twice_answers_as_the_first_and_changes_nothing_mor
         for _ in range(2)
     ]
     assert ends == ["settle", "settle"]  # the worker hears what the first one did, and settles the child
+
+
+async def test_a_release_is_remembered_into_the_next_stretch_and_forgotten_after_it(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """The memory of releases is one hash a stretch of ``RESEND_MEMORY_MS``: a resend in the stretch after
+    the release's still finds it; one later than that no longer does (and its end was recorded already)."""
+    while now_ms() % keys.RESEND_MEMORY_MS > keys.RESEND_MEMORY_MS - 1_000:
+        await asyncio.sleep(0.05)  # the steps below all fall in one stretch
+    stretch = now_ms() // keys.RESEND_MEMORY_MS
+    claim = await claimed(queues, "j1")
+    done = dict(ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded")
+    assert await queues.release(claim, **done) == "ended"
+    kept = keys.releases_remembered(stretch)
+    remembered = [key async for key in redis.scan_iter(match=keys.RELEASES_REMEMBERED_PREFIX + "*")]
+    assert remembered == [kept.encode()]
+    assert await redis.pttl(kept) > keys.RESEND_MEMORY_MS  # to the end of the next stretch
+
+    await redis.rename(kept, keys.releases_remembered(stretch - 1))  # as if a stretch had passed
+    assert await queues.release(claim, **done) == "ended"  # as the first answered
+    await redis.rename(keys.releases_remembered(stretch - 1), keys.releases_remembered(stretch - 2))
+    assert await queues.release(claim, **done) == "ended_earlier"  # forgotten: only the job's own record
