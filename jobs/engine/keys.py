@@ -336,20 +336,20 @@ RELEASES_REMEMBERED_PREFIX = f"{PREFIX}released:"
 CLAIMS_REMEMBERED_PREFIX = f"{PREFIX}claimed:"
 
 
-def releases_remembered(generation: int) -> str:
-    """The releases of one stretch of ``RESEND_MEMORY_MS`` (``generation``: epoch ms // RESEND_MEMORY_MS),
+def releases_remembered(stretch: int) -> str:
+    """The releases of one stretch of ``RESEND_MEMORY_MS`` (``stretch``: epoch ms // RESEND_MEMORY_MS),
     job id -> its lease token and reply, so that a release sent again (redis-py resends a command whose
     connection dropped) answers as the first did and changes nothing. One hash a stretch, which expires one
     stretch after its own ends (resend_memory.lua): a key of its own for each release, each with its own
     expiry, cost the server about 15 µs a job to write and expire at 1,100 jobs/s (docs/BENCHMARKS.md)."""
-    return f"{RELEASES_REMEMBERED_PREFIX}{generation}"
+    return f"{RELEASES_REMEMBERED_PREFIX}{stretch}"
 
 
-def claims_remembered(generation: int) -> str:
+def claims_remembered(stretch: int) -> str:
     """The same for claims: request id (a worker's id and its claim count) -> the reply of a claim that
     took jobs (msgpack), so that a claim sent again answers with the jobs the first one took instead of
     taking more."""
-    return f"{CLAIMS_REMEMBERED_PREFIX}{generation}"
+    return f"{CLAIMS_REMEMBERED_PREFIX}{stretch}"
 
 
 #: how long a release's or a claim's reply is kept at least for a resend of it (ms; at most twice that):

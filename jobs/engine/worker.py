@@ -326,6 +326,9 @@ class JobsvcWorker(ArqHost):
         free = self.max_jobs - self.job_counter
         if self.burst and self.max_burst_jobs >= 0:
             free = min(free, self.max_burst_jobs - self.jobs_started())
+        if self.burst:
+            # a burst takes in what ARQ's own producers enqueued before it claims, so that it runs those too
+            await self._take_in_foreign_jobs()
         if self.allow_pick_jobs and free > 0 and self._should_look():
             claims, next_due = await self.queues.claim(
                 lease_ms=int(self.engine.lease_s * 1000),
@@ -339,14 +342,10 @@ class JobsvcWorker(ArqHost):
             self._look_at_ms = float("inf") if next_due is None else next_due
             for claim in claims:
                 await self._start(claim)
-        # jobs that ARQ's own producers enqueued become jobsvc's, after the claim: a look never stands
-        # between a job that woke the worker and its start; what it takes in, the next iteration claims
-        if (
-            self.allow_pick_jobs
-            and (self.burst or self.intake.look_due())
-            and await self.intake.look(check=self.burst)
-        ):
-            self._look_now = True
+        if not self.burst and self.intake.look_due():
+            # a serving worker looks after the claim: a look never stands between a job that woke the
+            # worker and its start; what it takes in, the next iteration claims
+            await self._take_in_foreign_jobs()
         # nothing running, nothing to abort
         if self.allow_abort_jobs and self.job_tasks and self._abort_check_due():
             await self.cancel_aborted_jobs()
@@ -361,6 +360,11 @@ class JobsvcWorker(ArqHost):
                 await asyncio.sleep(0.005)  # only deferred work left: let it fall due
         else:
             await self._wait_for_work()
+
+    async def _take_in_foreign_jobs(self) -> None:
+        """Jobs that ARQ's own producers enqueued become jobsvc's (``jobs.engine.arq_intake``)."""
+        if self.allow_pick_jobs and await self.intake.look(check=self.burst):
+            self._look_now = True
 
     def _abort_check_due(self) -> bool:
         if time.monotonic() - self._last_abort_check < ABORT_CHECK_EVERY_S:

@@ -195,7 +195,7 @@ local function claim_from(q, quota)
         local jtype = m[1] or ''
         emit_event(m[4] or '${DEFAULT_TENANT}', id, jtype, q, 'status', 'in_progress', {attempt = tries})
         local waited = math.max(now - tonumber(score), 0)
-        -- aborted: filled in by take_abort_marks
+        -- aborted (0/1): filled in once the claim has taken all its jobs (below)
         table.insert(claims, {id, score, q, slot, record or '', tries, 0, jtype, fmt(waited), token})
         taken = taken + 1
       end
