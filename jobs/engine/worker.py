@@ -407,18 +407,21 @@ class JobsvcWorker(ArqHost):
         falls due, a lease lapses), a cron tick, the next heartbeat or the next look for jobs from ARQ's
         own producers, ``idle_wait_s`` at most. A wake-up goes straight to the claim: the look waits for
         its own turn, so that it never stands between a new job and its start."""
+        full = self.job_counter >= self.max_jobs or not self.allow_pick_jobs
         timeout = min(
             self.engine.idle_wait_s,
             MAX_BLOCK_S,
             self.engine.heartbeat_s - (time.monotonic() - self._last_beat),
-            (self._look_at_ms - now_ms()) / 1000,
+            # a queue's timer matters to a worker that can claim: a full one waits for a slot, which makes
+            # it look at once (a timer already past would otherwise turn this wait into a busy loop)
+            MAX_BLOCK_S if full else (self._look_at_ms - now_ms()) / 1000,
             self.intake.seconds_to_next_look() if self.allow_pick_jobs else MAX_BLOCK_S,
         )
         ticks = [c.next_run.timestamp() for c in self.cron_jobs if c.next_run is not None]
         if ticks:
             timeout = min(timeout, min(ticks) - time.time())
         timeout = max(0.0, timeout)
-        if self.job_counter >= self.max_jobs or not self.allow_pick_jobs:
+        if full:
             self._slot_freed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_freed.wait(), timeout)

@@ -93,3 +93,30 @@ async def test_a_wake_up_just_before_a_deadline_is_heard_at_once(redis: ArqRedis
             assert await redis.llen(keys.wake("default")) == 0
     finally:
         await worker.close()
+
+
+async def test_a_full_worker_waits_for_a_slot_not_for_a_timer_it_cannot_act_on(
+    redis: ArqRedis, settings: Settings
+) -> None:
+    """With every slot busy and a queue's timer already past (a lease end, say, of its own long job), the
+    worker can claim nothing: its wait lasts until a slot frees. Returning at once, over and over, was a
+    busy loop that burned most of a core for as long as the long jobs ran."""
+    tuned = settings.model_copy(update={"worker_heartbeat_s": 5.0, "worker_poll_delay_s": 3.0})
+    worker = make_worker(tuned)
+    running = asyncio.create_task(worker.main())
+    try:
+        engine = await until_registered(redis, worker)
+        running.cancel()  # from here on this test drives the worker's wait itself
+        await asyncio.gather(running, return_exceptions=True)
+        engine.job_counter = engine.max_jobs  # every slot busy
+        engine._look_at_ms = time.time() * 1000 - 1_000  # a timer that came a second ago
+        engine._last_beat = time.monotonic()  # and no heartbeat or look for ARQ producers' jobs due
+        engine.intake._checked_at = time.monotonic()
+        engine._look_now = False
+        asyncio.get_running_loop().call_later(0.3, engine._slot_freed.set)  # a job ends
+        began = time.monotonic()
+        await engine._wait_for_work()
+        assert time.monotonic() - began >= 0.25, "the wait returned at once: a busy loop"
+        assert engine._look_now, "the freed slot did not send the worker to claim"
+    finally:
+        await worker.close()
