@@ -9,12 +9,14 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 import httpx
 import redis.asyncio as redis_client
 from arq import ArqRedis
 
 from jobs.engine import keys
+from jobs.engine.worker import JobsvcWorker
 from service.config import Settings
 from tests.conftest import make_worker
 from tests.helpers import submit, until_registered, wait_for_status
@@ -72,16 +74,24 @@ async def test_work_whose_wake_up_went_to_another_consumer_is_found_at_the_next_
     assert epoch_s(done["started_at"]) - submitted_at < 1.5 + 0.5  # one heartbeat, and some slack
 
 
-async def test_a_wake_up_just_before_a_deadline_is_heard_at_once(redis: ArqRedis, settings: Settings) -> None:
-    """With its next deadline (here a queue's timer) a few milliseconds away, the worker still waits on
-    its wake-up lists: a job arriving then starts at once, not after a sleep that could not hear it."""
-    tuned = settings.model_copy(update={"worker_heartbeat_s": 5.0})
-    worker = make_worker(tuned)
+@asynccontextmanager
+async def waiting_worker(settings: Settings, redis: ArqRedis, **updates: Any) -> AsyncIterator[JobsvcWorker]:
+    """A worker started and registered, then stopped from looping: the test drives its waits itself."""
+    worker = make_worker(settings.model_copy(update={"worker_heartbeat_s": 5.0, **updates}))
     running = asyncio.create_task(worker.main())
     try:
         engine = await until_registered(redis, worker)
-        running.cancel()  # from here on this test drives the worker's wait itself
+        running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+        yield engine
+    finally:
+        await worker.close()
+
+
+async def test_a_wake_up_just_before_a_deadline_is_heard_at_once(redis: ArqRedis, settings: Settings) -> None:
+    """With its next deadline (here a queue's timer) a few milliseconds away, the worker still waits on
+    its wake-up lists: a job arriving then starts at once, not after a sleep that could not hear it."""
+    async with waiting_worker(settings, redis) as engine:
         for _ in range(20):
             engine._look_now = False
             engine._look_at_ms = time.time() * 1000 + 5  # a deferred job falls due in 5 ms
@@ -91,8 +101,6 @@ async def test_a_wake_up_just_before_a_deadline_is_heard_at_once(redis: ArqRedis
             await waiting
             assert engine._look_now, "the wake-up went unheard until the deadline"
             assert await redis.llen(keys.wake("default")) == 0
-    finally:
-        await worker.close()
 
 
 async def test_a_full_worker_waits_for_a_slot_not_for_a_timer_it_cannot_act_on(
@@ -101,13 +109,7 @@ async def test_a_full_worker_waits_for_a_slot_not_for_a_timer_it_cannot_act_on(
     """With every slot busy and a queue's timer already past (a lease end, say, of its own long job), the
     worker can claim nothing: its wait lasts until a slot frees. Returning at once, over and over, was a
     busy loop that burned most of a core for as long as the long jobs ran."""
-    tuned = settings.model_copy(update={"worker_heartbeat_s": 5.0, "worker_poll_delay_s": 3.0})
-    worker = make_worker(tuned)
-    running = asyncio.create_task(worker.main())
-    try:
-        engine = await until_registered(redis, worker)
-        running.cancel()  # from here on this test drives the worker's wait itself
-        await asyncio.gather(running, return_exceptions=True)
+    async with waiting_worker(settings, redis, worker_poll_delay_s=3.0) as engine:
         engine.job_counter = engine.max_jobs  # every slot busy
         engine._look_at_ms = time.time() * 1000 - 1_000  # a timer that came a second ago
         engine._last_beat = time.monotonic()  # and no heartbeat or look for ARQ producers' jobs due
@@ -118,5 +120,3 @@ async def test_a_full_worker_waits_for_a_slot_not_for_a_timer_it_cannot_act_on(
         await engine._wait_for_work()
         assert time.monotonic() - began >= 0.25, "the wait returned at once: a busy loop"
         assert engine._look_now, "the freed slot did not send the worker to claim"
-    finally:
-        await worker.close()
