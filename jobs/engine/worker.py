@@ -20,8 +20,8 @@ still get:
   falls due, a lease lapses). Between heartbeats an idle worker only blocks on its wake-up lists, 0.8 s
   at a time, each wait one round trip of two commands.
 - **ARQ's own producers.** Jobs enqueued with ARQ's ``enqueue_job`` onto the served queues are found
-  (a look every ``LOOK_EVERY_S``, after the claim) and taken in as jobsvc's own
-  (``jobs.engine.arq_intake``).
+  (a look every ``LOOK_EVERY_S``, after the claim; a burst's before it, every iteration) and taken in
+  as jobsvc's own (``jobs.engine.arq_intake``).
 - **Reconnects.** A Redis outage makes the poll loop wait and retry instead of killing the worker; a
   job that ends during the outage records its end once Redis is back.
 - **Schedules.** ARQ computes the cron ticks; each tick is enqueued by one script that records it, so
