@@ -1,5 +1,7 @@
 """The app in this process, over ASGI, with its real lifespan: for the benchmarks that time the API's own
-work (``bench.batch``, ``bench.depth``) without a server process or a socket in between."""
+work (``bench.batch``, ``bench.depth``) without a server process or a socket in between. As under uvicorn
+(``service.main``), the objects alive once the app is built are frozen out of the collector's passes: the
+benchmarks are entry points of their own processes, never imported by the tests."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from service.api.app import create_app
+from service.collector import freeze_startup_objects
 from service.config import Settings
 
 
@@ -37,6 +40,7 @@ async def in_process_api(
     of it signed in with ``settings.admin_api_key``."""
     assert settings.admin_api_key is not None, "the benchmarks sign in with the admin key"
     app = create_app(settings)
+    freeze_startup_objects()
     headers = {"Authorization": f"Bearer {settings.admin_api_key.get_secret_value()}"}
     transport = httpx.ASGITransport(app=app)
     async with (
