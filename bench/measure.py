@@ -99,6 +99,15 @@ async def used_memory(client: redis.asyncio.Redis) -> int:
     return int((await client.info("memory"))["used_memory"])
 
 
+async def aof_size(client: redis.asyncio.Redis) -> int | None:
+    """Bytes in the server's append-only file, or None when it keeps none. Every write a script makes is
+    appended there (and sent to each replica) as a command of its own: what durability costs per job."""
+    persistence = await client.info("persistence")
+    if not persistence.get("aof_enabled"):
+        return None
+    return int(persistence["aof_current_size"])
+
+
 async def server_version(client: redis.asyncio.Redis) -> str:
     info = await client.info("server")
     if "valkey_version" in info:

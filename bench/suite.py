@@ -11,7 +11,7 @@ workers and APIs as separate processes. Sections (docs/BENCHMARKS.md says how ea
     pickup    enqueue -> start latency of a stamp job, idle and while a backlog drains (1 worker)
     drain     jobs/s draining a backlog of no-op and of 10 ms sleep jobs with 1, 2 and 4 workers
     rest      open-loop submits to the REST API: single and batches of 100 (jobsvc and a minimal ARQ API)
-    commands  Redis commands and bytes per queued and per finished job
+    commands  Redis commands, memory and append-only-file bytes per queued and per finished job
     idle      Redis commands per second of one idle worker
 
 One table per section, every system side by side with its ratio to vanilla ARQ's defaults; every figure
@@ -44,6 +44,7 @@ from bench.measure import (
     ROOT,
     CountingRedis,
     Stack,
+    aof_size,
     calls_between,
     command_calls,
     free_port,
@@ -319,13 +320,16 @@ async def commands(stack: Stack, system: System, options: Options, clock: Clock)
     jobs = options.jobs
     async with connected(stack, system) as (url, counter):
         memory_empty, calls_empty = await used_memory(counter), await command_calls(counter)
+        aof_empty = await aof_size(counter)
         ids = [await system.enqueue("noop") for _ in range(jobs)]  # one at a time, as an application would
         memory_queued, calls_queued = await used_memory(counter), await command_calls(counter)
+        aof_queued = await aof_size(counter)
         stack.spawn(system.worker_args(), system.worker_env(url), f"{system.name}-commands-worker")
         own = counter.calls
         await until_done(system, counter, ids, timeout_s=600)
         own = counter.calls - own
         memory_done, calls_done = await used_memory(counter), await command_calls(counter)
+        aof_done = await aof_size(counter)
     queued = calls_between(calls_empty, calls_queued)
     finished = calls_between(calls_queued, calls_done)
     figures = {
@@ -334,12 +338,21 @@ async def commands(stack: Stack, system: System, options: Options, clock: Clock)
         "bytes_per_queued_job": round((memory_queued - memory_empty) / jobs, 1),
         "commands_per_finished_job": round((sum(finished.values()) - own) / jobs, 2),
         "bytes_retained_per_finished_job": round((memory_done - memory_empty) / jobs, 1),
+        "aof_bytes_per_queued_job": _per_job(aof_empty, aof_queued, jobs),
+        "aof_bytes_per_finished_job": _per_job(aof_queued, aof_done, jobs),
         "queued_calls": queued,
         "finished_calls": finished,
         "suite_polls_subtracted": own,
     }
     clock.say(f"{system.name}: {figures['commands_per_finished_job']} commands per finished job")
     return figures
+
+
+def _per_job(before: int | None, after: int | None, jobs: int) -> float | None:
+    """Bytes the append-only file grew by, per job; None without one, or when it was rewritten (shrank)."""
+    if before is None or after is None or after < before:
+        return None
+    return round((after - before) / jobs, 1)
 
 
 async def idle(stack: Stack, system: System, options: Options, clock: Clock) -> Figures:
@@ -568,12 +581,15 @@ def render(results: Figures, options: Options) -> str:
         section_table(
             results,
             "commands",
-            f"4. Redis commands and memory per job ({options.jobs} jobs enqueued one by one, then 1 worker)",
+            f"4. Redis commands, memory and append-only file per job ({options.jobs} jobs enqueued one by "
+            "one, then 1 worker)",
             [
                 ("cmds/queued", "commands_per_queued_job"),
                 ("bytes/queued", "bytes_per_queued_job"),
                 ("cmds/finished", "commands_per_finished_job"),
                 ("bytes kept/finished", "bytes_retained_per_finished_job"),
+                ("AOF bytes/queued", "aof_bytes_per_queued_job"),
+                ("AOF bytes/finished", "aof_bytes_per_finished_job"),
             ],
             "commands_per_finished_job",
         ),
