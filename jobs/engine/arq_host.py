@@ -76,8 +76,27 @@ def missing_arq_internals(worker: Worker) -> list[str]:
     return [name for name in ARQ_INTERNALS if not hasattr(worker, name)]
 
 
+#: in a claimed job's tasks: ARQ's key of the queue the claim took the job from
+job_queue_key: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "jobsvc_job_queue_key", default=None
+)
+
+
 class ArqHost(Worker):
     """ARQ's ``Worker``, with its internals under names of jobsvc's own."""
+
+    # -- ARQ's one queue, and the several a jobsvc worker serves -----------------------------------------
+
+    @property
+    def queue_name(self) -> str:
+        """ARQ's key of the worker's first queue (its health record and burst mode read it), except in a
+        claimed job's tasks (:data:`job_queue_key`): there, the key of the queue the job came from, which
+        ARQ's ``run_job`` writes into the job's result, so that ``Job.result_info().queue_name`` names it."""
+        return job_queue_key.get() or typing.cast(str, self.__dict__["queue_name"])
+
+    @queue_name.setter
+    def queue_name(self, value: str) -> None:
+        self.__dict__["queue_name"] = value
 
     # -- the engine implements these -------------------------------------------------------------------
 

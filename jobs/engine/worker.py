@@ -54,7 +54,7 @@ from redis.exceptions import WatchError
 
 from jobs.definition import JobType
 from jobs.engine import arq_host, keys
-from jobs.engine.arq_host import ArqHost, claimed_start
+from jobs.engine.arq_host import ArqHost, claimed_start, job_queue_key
 from jobs.engine.arq_intake import ArqIntake
 from jobs.engine.arq_producers import ArqProducers, IntakeRules
 from jobs.engine.codec import deserialize
@@ -394,6 +394,7 @@ class JobsvcWorker(ArqHost):
         if claim.start is not None:
             context.run(claimed_start.set, (claim.job_id, claim.start))
         context.run(attempt_lease_token.set, claim.token)
+        context.run(job_queue_key.set, keys.arq_queue(claim.queue))
         task = self.loop.create_task(self.run_job(claim.job_id, claim.score), context=context)
         task.add_done_callback(self._job_done)
         self.tasks[claim.job_id] = task
