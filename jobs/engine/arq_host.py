@@ -196,7 +196,8 @@ def adopt(ctx: dict[str, Any], worker_class: type[W]) -> W:
 #
 # ARQ's ``Worker.run_job`` opens with one transaction before the job runs: it reads the job's record,
 # counts the attempt (``INCR`` and ``EXPIRE`` of ``arq:retry:<id>``) and takes the job out of the abort
-# set. jobsvc's claim script does exactly that for every job it claims, in the claim's own round trip, so
+# set. jobsvc's claim script does that for every job it claims, in the claim's own round trip (counting
+# the attempt in the job's meta, ``tries``, rather than in a key of its own), so
 # ``run_job`` gets those replies from the claim: the worker sets :data:`claimed_start` in the context of
 # the job's ``run_job`` task, and its ``pool`` property answers the first ``pool`` access there with a
 # :class:`ClaimedStartPipeline` instead of the real pool. That keeps ARQ's ``run_job`` whole (its expiry,

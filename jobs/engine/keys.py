@@ -46,7 +46,8 @@ def arq_in_progress(job_id: str) -> str:
 
 
 def arq_retry(job_id: str) -> str:
-    """ARQ's pickup counter: the number of attempts started."""
+    """ARQ's pickup counter: the number of attempts started. jobsvc counts them in the job's meta
+    (``tries``) instead, and reads this only for a job an earlier version claimed."""
     return retry_key_prefix + job_id
 
 
@@ -63,7 +64,7 @@ JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 def job_meta(job_id: str) -> str:
-    """Hash of what ARQ does not keep: queue, priority, schedule, start time, progress."""
+    """Hash of what ARQ does not keep: queue, priority, schedule, start time, attempts started, progress."""
     return f"{PREFIX}job:{job_id}"
 
 

@@ -26,7 +26,7 @@ from jobs.engine import keys
 from jobs.engine import lua as scripts
 from jobs.engine.codec import deserialize, serialize
 from jobs.engine.metrics import TallyBatch
-from jobs.engine.records import CANCELLED_ERROR_TYPE
+from jobs.engine.records import CANCELLED_ERROR_TYPE, attempts_started
 from jobs.engine.script_batches import ScriptBatcher
 from jobs.limits import partition_of
 
@@ -706,19 +706,19 @@ class JobQueues:
             for job_id, _ in jobs:
                 pipe.get(keys.arq_job(job_id))
                 pipe.get(keys.arq_retry(job_id))
-                pipe.hget(keys.job_meta(job_id), "queue")
+                pipe.hmget(keys.job_meta(job_id), ["queue", "tries"])
             read = await pipe.execute()
         outcomes: list[CancelOutcome | None] = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for n, (job_id, retention_ms) in enumerate(jobs):
-                raw, attempts, meta_queue = read[3 * n : 3 * n + 3]
+                raw, legacy, (meta_queue, tries) = read[3 * n : 3 * n + 3]
                 if raw is None:
                     outcomes.append("missing")  # no record: answered without the script
                     continue
                 record = cancellation_record(
                     job_id,
                     raw,
-                    attempts=int(attempts or 0),
+                    attempts=attempts_started(tries, legacy),
                     queue=meta_queue.decode() if meta_queue else keys.DEFAULT_QUEUE,
                     message=message,
                 )

@@ -75,6 +75,12 @@ def _int(value: bytes | None) -> int | None:
     return int(value) if value is not None else None
 
 
+def attempts_started(tries: bytes | None, legacy: bytes | None) -> int:
+    """The attempts claims have started: the job's meta ``tries`` (claim.lua), or, for a job last claimed
+    before the count moved there, ARQ's own counter (``arq:retry:<id>``)."""
+    return _int(tries if tries is not None else legacy) or 0
+
+
 def derive_snapshot(
     job_id: str,
     meta: dict[bytes, bytes],
@@ -99,7 +105,7 @@ def derive_snapshot(
     result: Any = None
     finished_at: int | None = None
     started_at = _int(meta.get(b"started_at"))
-    attempts = _int(pickups) or 0
+    attempts = attempts_started(meta.get(b"tries"), pickups)
     if result_raw is not None:
         attempts = int(record.get("t") or attempts)
         started_at, finished_at = record.get("st"), record.get("ft")

@@ -23,6 +23,7 @@ from typing import Any
 from jobs.engine import keys
 from jobs.engine.codec import deserialize
 from jobs.engine.queue_ops import Claim, JobQueues, ReleaseOutcome, ended_record
+from jobs.engine.records import attempts_started
 
 #: jobs a sweep looks at per queue
 SWEEP_STEP = 500
@@ -96,12 +97,12 @@ async def _read(queues: JobQueues, job_ids: list[bytes]) -> list[tuple[str, byte
             job_id = raw_id.decode()
             pipe.get(keys.arq_job(job_id))
             pipe.exists(keys.arq_result(job_id), keys.arq_in_progress(job_id))
-            pipe.hmget(keys.job_meta(job_id), ["type", "queue", "outcome", "waiting_for"])
+            pipe.hmget(keys.job_meta(job_id), ["type", "queue", "outcome", "waiting_for", "tries"])
             pipe.get(keys.arq_retry(job_id))
         replies: list[Any] = await typing.cast(Awaitable[list[Any]], pipe.execute())
     found: list[tuple[str, bytes] | None] = []
     for n, raw_id in enumerate(job_ids):
-        raw, busy, (job_type, queue, outcome, waiting_for), attempts = replies[4 * n : 4 * n + 4]
+        raw, busy, (job_type, queue, outcome, waiting_for, tries), legacy = replies[4 * n : 4 * n + 4]
         if busy or outcome or waiting_for:  # a dependent waits as long as its parents: they settle it
             found.append(None)
             continue
@@ -117,7 +118,7 @@ async def _read(queues: JobQueues, job_ids: list[bytes]) -> list[tuple[str, byte
                     function=str(record["f"]),
                     kwargs=record.get("k") or {},
                     enqueued_ms=int(record.get("et") or 0),
-                    attempts=int(attempts or 0),
+                    attempts=attempts_started(tries, legacy),
                     arq_queue=keys.arq_queue(queue_name),
                     error={"type": EXPIRED_ERROR_TYPE, "message": message},
                 ),

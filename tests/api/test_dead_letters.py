@@ -132,7 +132,8 @@ async def test_job_past_arqs_own_attempt_cap_is_a_dead_letter(
     http: httpx.AsyncClient, run_jobs: Any, redis: ArqRedis
 ) -> None:
     job = await submit(http, "diag.noop", {}, max_attempts=1)
-    await redis.set(keys.arq_retry(job["id"]), MAX_ATTEMPTS_LIMIT)  # picked up and lost that many times
+    # picked up and lost that many times
+    await redis.hset(keys.job_meta(job["id"]), "tries", MAX_ATTEMPTS_LIMIT)
     await run_jobs()
 
     failed = await read_job(http, job["id"])

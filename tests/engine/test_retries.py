@@ -159,7 +159,7 @@ async def test_an_attempt_lost_with_its_worker_is_recorded_by_the_next(
     http: httpx.AsyncClient, run_jobs: Any, redis: ArqRedis
 ) -> None:
     job = await submit(http, "diag.noop", {})
-    await redis.incr(keys.arq_retry(job["id"]))  # as if a worker had started it and died
+    await redis.hincrby(keys.job_meta(job["id"]), "tries", 1)  # as if a worker had started it and died
     await run_jobs()
     done = await read_job(http, job["id"])
     assert (done["status"], done["attempts"]) == ("succeeded", 2)

@@ -32,9 +32,6 @@ from jobs.engine import keys
 from jobs.engine.lua.loader import ScriptLoader
 from jobs.engine.metrics import BUCKETS_MS
 
-#: how long ARQ's run_job keeps a job's attempt counter (``arq:retry:<id>``), hard-coded there
-ARQ_RETRY_TTL_S = 88_400
-
 #: width of one priority band in the ready set's scores: fair-share tags (fair_tag.lua) grow by at most
 #: MAX_TENANT_WEIGHT per job claimed, so a band holds 2**49 / 100 claims (18 years at 10,000 a second)
 #: before they mix; ten bands stay below 2**53, the largest integer a score holds exactly
@@ -52,7 +49,6 @@ def _prefix(build: Callable[[str], str]) -> str:
 #: what the scripts' ``${NAME}`` placeholders stand for
 PLACEHOLDERS: Final[Mapping[str, str | int]] = {
     "PRIORITY_BAND": PRIORITY_BAND,
-    "ARQ_RETRY_TTL_S": ARQ_RETRY_TTL_S,
     "DEFAULT_QUEUE": keys.DEFAULT_QUEUE,
     "DEFAULT_TENANT": keys.DEFAULT_TENANT,
     "ARQ_JOB_PREFIX": _prefix(keys.arq_job),

@@ -168,7 +168,7 @@ local function claim_from(q, quota)
     local id = popped[1]
     local band = math.floor(tonumber(popped[2]) / ${PRIORITY_BAND})
     clocks[q .. ' ' .. (9 - band)] = tonumber(popped[2]) - band * ${PRIORITY_BAND}
-    local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key', 'priority', 'tenant')
+    local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key', 'priority', 'tenant', 'tries')
     local ready = q .. ' ' .. (m[4] or '${DEFAULT_TENANT}') .. '|' .. (9 - band)
     gone[ready] = (gone[ready] or 0) + 1
     local score = redis.call('ZSCORE', arq_queue_key(q), id)
@@ -179,10 +179,11 @@ local function claim_from(q, quota)
       local verdict, slot = admit(q, id, m[1], m[2], tonumber(m[3]) or 5)
       if verdict == 'go' then
         -- what ARQ's run_job reads in its first round trip, read here instead: the job, its attempt
-        -- (counted now: a claim whose worker never hears back is a lost attempt), whether it was aborted
+        -- (counted now, in the job's meta: a claim whose worker never hears back is a lost attempt),
+        -- whether it was aborted. A job claimed before the count moved into the meta has it in ARQ's
+        -- own counter (``arq:retry:<id>``), read once, then left to expire or go with the job's end.
         local record = redis.call('GET', job_key(id))
-        local tries = redis.call('INCR', retry_key(id))
-        redis.call('EXPIRE', retry_key(id), ${ARQ_RETRY_TTL_S})
+        local tries = (tonumber(m[5]) or tonumber(redis.call('GET', retry_key(id)) or '0')) + 1
         -- the request's id is unique and the job's attempt grows with each claim of it, so no two claims
         -- of a job share a token; a request without an id takes the next of a counter
         local token = ARGV[4] .. '#' .. tries
@@ -191,7 +192,7 @@ local function claim_from(q, quota)
         leased[q] = leased[q] or {}
         table.insert(leased[q], id)
         new_leases[q] = now + lease
-        redis.call('HSET', meta_key(id), 'started_at', fmt(now))
+        redis.call('HSET', meta_key(id), 'started_at', fmt(now), 'tries', tries)
         local jtype = m[1] or ''
         emit_event(m[4] or '${DEFAULT_TENANT}', id, jtype, q, 'status', 'in_progress', {attempt = tries})
         local waited = math.max(now - tonumber(score), 0)

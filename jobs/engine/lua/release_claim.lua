@@ -61,9 +61,10 @@ if not holder and slot ~= '' and not redis.call('ZSCORE', slot .. ':running', id
 
 local now = now_ms()
 local function release()
-  -- the meta, read once: record_outcome's fields, whether jobsvc counted its ARQ queue entry, its priority
+  -- the meta, read once: record_outcome's fields, whether jobsvc counted its ARQ queue entry, its priority,
+  -- its attempts (claim.lua)
   local m = redis.call('HMGET', meta_key(id), 'outcome', 'tenant', 'type', 'started_at', 'kept_bytes',
-                       '${ARQ_ENTRY_FIELD}', 'priority')
+                       '${ARQ_ENTRY_FIELD}', 'priority', 'tries')
   if not m[3] then  -- its meta is gone: deleted with its tenant's data while it ran (purge_job.lua)
     redis.call('DEL', in_progress_key(id), retry_key(id), job_key(id))
     redis.call('ZREM', running_key(q), id)
@@ -78,7 +79,9 @@ local function release()
   redis.call('ZREM', running_key(q), id)
   release_slot(slot, id, now)
   if mode == 'again' then
-    if ARGV[9] == '1' then redis.call('DECR', retry_key(id)) end
+    if ARGV[9] == '1' then  -- the attempt is given back: where the claim counted it
+      if m[8] then redis.call('HINCRBY', meta_key(id), 'tries', -1) else redis.call('DECR', retry_key(id)) end
+    end
     local due = redis.call('ZSCORE', arq_queue_key(q), id)
     if not due then return 'gone' end
     due = tonumber(due) + tonumber(ARGV[8])

@@ -29,6 +29,35 @@ async def test_claim_takes_a_ready_job_with_what_arqs_run_job_reads_first(
     assert await redis.zcard(keys.ready(Q)) == 0
 
 
+async def test_claim_counts_the_attempt_in_the_jobs_meta_and_writes_no_arq_counter(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """ARQ's run_job gets the attempt from the claim, so it needs no key of its own: one write fewer per
+    start, and no new key to make."""
+    await submitted(queues, "j1")
+    [first] = await claim_all(queues)
+    assert await redis.hget(keys.job_meta("j1"), "tries") == b"1"
+    assert not await redis.exists(keys.arq_retry("j1"))
+    await redis.delete(keys.arq_in_progress("j1"))  # its worker died
+    await lapse_lease(redis, "j1")
+    [again] = await claim_all(queues)
+    assert (first.start and first.start.job_try, again.start and again.start.job_try) == (1, 2)
+    assert await redis.hget(keys.job_meta("j1"), "tries") == b"2"
+
+
+async def test_claim_goes_on_from_arqs_counter_for_a_job_claimed_before_the_count_moved(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """A job started twice by an earlier version (ARQ's ``arq:retry`` counter, no ``tries`` in its meta)
+    is on its third attempt when a worker of this version claims it."""
+    await submitted(queues, "j1")
+    await redis.set(keys.arq_retry("j1"), 2)
+    [claim] = await claim_all(queues)
+    assert claim.start is not None
+    assert claim.start.job_try == 3
+    assert await redis.hget(keys.job_meta("j1"), "tries") == b"3"
+
+
 async def test_claim_reports_the_type_and_queue_wait_for_the_workers_metrics(
     queues: JobQueues, redis: ArqRedis
 ) -> None:
@@ -132,7 +161,7 @@ async def test_claim_skips_a_job_over_its_concurrency_limit(queues: JobQueues, r
         "other": f"{keys.LIMIT_PREFIX}diag.noop:globex",
     }
     assert await redis.lrange(f"{keys.LIMIT_PREFIX}diag.noop:acme:parked", 0, -1) == [b"second"]
-    assert not await redis.exists(keys.arq_retry("second"))  # no attempt spent
+    assert await redis.hget(keys.job_meta("second"), "tries") is None  # no attempt spent
 
 
 async def test_claim_defers_a_job_over_its_rate_limit_until_the_rate_allows(
@@ -147,7 +176,7 @@ async def test_claim_defers_a_job_over_its_rate_limit_until_the_rate_allows(
     assert due is not None
     assert before + 60_000 <= due <= now_ms() + 60_000
     assert await redis.zscore(keys.deferred(Q), "second") == due * 10 + 4
-    assert not await redis.exists(keys.arq_retry("second"))
+    assert await redis.hget(keys.job_meta("second"), "tries") is None  # no attempt spent
 
 
 async def test_claim_shares_the_free_slots_between_queues_by_weight(queues: JobQueues) -> None:
@@ -247,7 +276,7 @@ async def test_a_claim_sent_twice_answers_with_the_same_jobs_and_takes_no_more(
     first = await claim("worker-a:7")
     assert [job_id for job_id, _, _ in first] == ["j1", "j2"]
     assert await claim("worker-a:7") == first  # the same jobs, tokens and attempts
-    assert await redis.get(keys.arq_retry("j1")) == b"1"  # the attempt counted once
+    assert await redis.hget(keys.job_meta("j1"), "tries") == b"1"  # the attempt counted once
     assert [job_id for job_id, _, _ in await claim("worker-a:8")] == ["j3"]  # a new request takes more
 
 

@@ -85,14 +85,14 @@ async def test_release_claim_puts_a_retry_back_in_line_after_its_delay(
     assert await redis.zscore(keys.arq_queue(Q), "j1") == due + 60_000
     assert await redis.zscore(keys.deferred(Q), "j1") == (due + 60_000) * 10 + 4
     assert not await redis.exists(keys.arq_in_progress("j1"))
-    assert await redis.get(keys.arq_retry("j1")) == b"1"  # the attempt counts
+    assert await redis.hget(keys.job_meta("j1"), "tries") == b"1"  # the attempt counts
     assert await redis.zscore(keys.running(Q), "j1") is None
 
 
 async def test_release_claim_gives_a_handed_back_attempt_back(queues: JobQueues, redis: ArqRedis) -> None:
     claim = await claimed(queues, "j1")
     assert await queues.release(claim, ended=False, handed_back=True) == "again"
-    assert await redis.get(keys.arq_retry("j1")) == b"0"
+    assert await redis.hget(keys.job_meta("j1"), "tries") == b"0"
     assert [again.job_id for again in await claim_all(queues)] == ["j1"]
 
 
@@ -236,7 +236,7 @@ async def test_a_release_sent_twice_answers_as_the_first_and_changes_nothing_mor
     twice = await queues.release(handed_back, ended=False, delay_ms=5_000, handed_back=True)
     assert once == twice == "again"
     assert await redis.zscore(keys.arq_queue(Q), "back") == due  # not pushed back a second time
-    assert await redis.get(keys.arq_retry("back")) == b"0"  # the attempt given back once
+    assert await redis.hget(keys.job_meta("back"), "tries") == b"0"  # the attempt given back once
     assert await redis.xlen(keys.events(keys.DEFAULT_TENANT)) == events
 
     await submitted(queues, "limited")
