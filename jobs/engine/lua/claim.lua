@@ -168,7 +168,8 @@ local function claim_from(q, quota)
     local id = popped[1]
     local band = math.floor(tonumber(popped[2]) / ${PRIORITY_BAND})
     clocks[q .. ' ' .. (9 - band)] = tonumber(popped[2]) - band * ${PRIORITY_BAND}
-    local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key', 'priority', 'tenant', 'tries')
+    local m = redis.call('HMGET', meta_key(id), 'type', 'limit_key', 'priority', 'tenant', 'tries',
+                         'started_at')
     local ready = q .. ' ' .. (m[4] or '${DEFAULT_TENANT}') .. '|' .. (9 - band)
     gone[ready] = (gone[ready] or 0) + 1
     local score = redis.call('ZSCORE', arq_queue_key(q), id)
@@ -180,10 +181,13 @@ local function claim_from(q, quota)
       if verdict == 'go' then
         -- what ARQ's run_job reads in its first round trip, read here instead: the job, its attempt
         -- (counted now, in the job's meta: a claim whose worker never hears back is a lost attempt),
-        -- whether it was aborted. A job claimed before the count moved into the meta has it in ARQ's
-        -- own counter (``arq:retry:<id>``), read once, then left to expire or go with the job's end.
+        -- whether it was aborted. A job an earlier version started (``started_at``, no ``tries``) has its
+        -- count in ARQ's own counter (``arq:retry:<id>``), read once, then left to expire or go with the
+        -- job's end; a job never started has none to read.
         local record = redis.call('GET', job_key(id))
-        local tries = (tonumber(m[5]) or tonumber(redis.call('GET', retry_key(id)) or '0')) + 1
+        local tries = tonumber(m[5])
+        if not tries then tries = m[6] and tonumber(redis.call('GET', retry_key(id)) or '0') or 0 end
+        tries = tries + 1
         -- the request's id is unique and the job's attempt grows with each claim of it, so no two claims
         -- of a job share a token; a request without an id takes the next of a counter
         local token = ARGV[4] .. '#' .. tries

@@ -52,10 +52,24 @@ async def test_claim_goes_on_from_arqs_counter_for_a_job_claimed_before_the_coun
     is on its third attempt when a worker of this version claims it."""
     await submitted(queues, "j1")
     await redis.set(keys.arq_retry("j1"), 2)
+    await redis.hset(keys.job_meta("j1"), "started_at", now_ms() - 60_000)  # as that version's claim left it
     [claim] = await claim_all(queues)
     assert claim.start is not None
     assert claim.start.job_try == 3
     assert await redis.hget(keys.job_meta("j1"), "tries") == b"3"
+
+
+async def test_claim_reads_arqs_counter_only_for_a_job_an_earlier_version_started(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """A job never started (no ``started_at``) has no count anywhere: its first claim reads no other key
+    for it (a stray ARQ counter, planted here, shows it was not read)."""
+    await submitted(queues, "j1")
+    await redis.set(keys.arq_retry("j1"), 5)
+    [claim] = await claim_all(queues)
+    assert claim.start is not None
+    assert claim.start.job_try == 1
+    assert await redis.hget(keys.job_meta("j1"), "tries") == b"1"
 
 
 async def test_claim_reports_the_type_and_queue_wait_for_the_workers_metrics(
