@@ -338,8 +338,8 @@ async def commands(stack: Stack, system: System, options: Options, clock: Clock)
         "bytes_per_queued_job": round((memory_queued - memory_empty) / jobs, 1),
         "commands_per_finished_job": round((sum(finished.values()) - own) / jobs, 2),
         "bytes_retained_per_finished_job": round((memory_done - memory_empty) / jobs, 1),
-        "aof_bytes_per_queued_job": _per_job(aof_empty, aof_queued, jobs),
-        "aof_bytes_per_finished_job": _per_job(aof_queued, aof_done, jobs),
+        "aof_bytes_per_queued_job": _aof_bytes_per_job(aof_empty, aof_queued, jobs),
+        "aof_bytes_per_finished_job": _aof_bytes_per_job(aof_queued, aof_done, jobs),
         "queued_calls": queued,
         "finished_calls": finished,
         "suite_polls_subtracted": own,
@@ -348,7 +348,7 @@ async def commands(stack: Stack, system: System, options: Options, clock: Clock)
     return figures
 
 
-def _per_job(before: int | None, after: int | None, jobs: int) -> float | None:
+def _aof_bytes_per_job(before: int | None, after: int | None, jobs: int) -> float | None:
     """Bytes the append-only file grew by, per job; None without one, or when it was rewritten (shrank)."""
     if before is None or after is None or after < before:
         return None
