@@ -13,13 +13,14 @@ import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypedDict
 
 import msgpack
 from arq.jobs import serialize_job, serialize_result
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from jobs.definition import JobType
 from jobs.engine import keys
@@ -282,6 +283,17 @@ class ClaimedStart:
     aborted: bool
 
 
+class ClaimRequest(TypedDict):
+    """What a worker's claim asks for (JobQueues.claim, JobQueues.claim_after_wait)."""
+
+    lease_ms: int
+    free: int
+    limits: str
+    queues: Iterable[tuple[str, int]]
+    credits: dict[str, int]
+    request_id: str
+
+
 @dataclass(frozen=True)
 class ClaimReply:
     """What a claim took, when its queues next need a look (ms, None: not before new work), and the
@@ -383,6 +395,17 @@ def decode_claim(raw: Any, queue_names: Sequence[str]) -> ClaimReply:
     due = int(next_due)
     new_credits = {name: int(credit) for name, credit in zip(queue_names, credits, strict=True)}
     return ClaimReply(claims=claims, next_due_ms=due if due >= 0 else None, credits=new_credits)
+
+
+def _claim_args(
+    lease_ms: int, free: int, limits: str, request_id: str, served: Sequence[tuple[str, int]],
+    credits: dict[str, int],
+) -> list[str | int]:  # fmt: skip
+    """claim.lua's ARGV."""
+    args: list[str | int] = [lease_ms, free, limits, request_id]
+    for name, weight in served:
+        args += [name, weight, credits.get(name, 0)]
+    return args
 
 
 def decode_renew_leases(raw: Any) -> list[str]:
@@ -624,12 +647,38 @@ class JobQueues:
         look again (a deferred job falls due or a lease lapses), if any. The same ``request_id`` sent
         again answers with the same jobs (for a resend after a dropped connection)."""
         served = list(queues)
-        args: list[str | int] = [lease_ms, free, limits, request_id]
-        for name, weight in served:
-            args += [name, weight, credits.get(name, 0)]
+        args = _claim_args(lease_ms, free, limits, request_id, served, credits)
         reply = decode_claim(await self._claim(args=args), [name for name, _ in served])
         credits.update(reply.credits)
         return reply.claims, reply.next_due_ms
+
+    async def claim_after_wait(
+        self, wake_keys: Sequence[str], timeout_s: float, request: ClaimRequest
+    ) -> tuple[bool, list[Claim], int | None]:
+        """Wait for a wake-up token on ``wake_keys`` (``timeout_s`` at most), then claim as ``claim``
+        does, in one round trip: the claim goes to the server behind the ``BLPOP``, which runs it the
+        moment the wait ends, with no trip to the worker and back between a new job's wake-up and its
+        claim. Whether a token came, then what ``claim`` answers."""
+        served = list(request["queues"])
+        credits = request["credits"]
+        args = _claim_args(
+            request["lease_ms"], request["free"], request["limits"], request["request_id"], served, credits
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.blpop(wake_keys, timeout=timeout_s)  # type: ignore[arg-type]  # Redis 6+ takes decimals
+            # redis-py types every argument as str; it encodes numbers as they are
+            pipe.evalsha(self._claim.sha, 0, *typing.cast(Sequence[str], args))
+            token, raw = await pipe.execute(raise_on_error=False)
+        if isinstance(token, Exception):
+            raise token
+        if isinstance(raw, NoScriptError):  # a server that lost its scripts (a restart, a failover)
+            jobs, next_due = await self.claim(**request)
+            return token is not None, jobs, next_due
+        if isinstance(raw, Exception):
+            raise raw
+        reply = decode_claim(raw, [name for name, _ in served])
+        credits.update(reply.credits)
+        return token is not None, reply.claims, reply.next_due_ms
 
     async def add_tally(self, worker_id: str, batches: Sequence[TallyBatch], *, client: Redis) -> None:
         """Queue on ``client`` (a pipeline) the adding of a worker's metrics batches, each once."""

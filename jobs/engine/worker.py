@@ -70,6 +70,7 @@ from jobs.engine.connection import (
 from jobs.engine.metrics import Tally, TallyBatch
 from jobs.engine.queue_ops import (
     Claim,
+    ClaimRequest,
     JobQueues,
     attempt_lease_token,
     decode_renew_leases,
@@ -153,6 +154,8 @@ class JobsvcWorker(ArqHost):
     _look_now: bool
     #: epoch ms when one of the served queues next needs a look (a deferred job due, a lease lapsing)
     _look_at_ms: float
+    #: jobs came in lately: the next wait for work sends the claim along (JobQueues.claim_after_wait)
+    _claim_after_wait: bool
 
     def take_over(self, config: EngineConfig) -> None:
         self.engine = config
@@ -180,6 +183,7 @@ class JobsvcWorker(ArqHost):
         self._slot_freed = asyncio.Event()
         self._look_now = True
         self._look_at_ms = float("inf")
+        self._claim_after_wait = False
         self._credits: dict[str, int] = {name: 0 for name, _ in config.queues}
         self._claim_requests = itertools.count()
         self._sweep_passed_over: dict[str, int] = {}
@@ -330,18 +334,9 @@ class JobsvcWorker(ArqHost):
             # a burst takes in what ARQ's own producers enqueued before it claims, so that it runs those too
             await self._take_in_foreign_jobs()
         if self.allow_pick_jobs and free > 0 and self._should_look():
-            claims, next_due = await self.queues.claim(
-                lease_ms=int(self.engine.lease_s * 1000),
-                free=free,
-                limits=self._limits_json,
-                queues=self.engine.queues,
-                credits=self._credits,
-                request_id=f"{self.worker_id}:{next(self._claim_requests)}",
-            )
-            self._look_now = False
-            self._look_at_ms = float("inf") if next_due is None else next_due
-            for claim in claims:
-                await self._start(claim)
+            sent = time.monotonic()
+            claims, next_due = await self.queues.claim(**self._claim_request(free))
+            await self._take(claims, next_due, stalled=time.monotonic() - sent > self.engine.lease_s / 4)
         if not self.burst and self.intake.look_due():
             # a serving worker looks after the claim: a look never stands between a job that woke the
             # worker and its start; what it takes in, the next iteration claims
@@ -374,6 +369,35 @@ class JobsvcWorker(ArqHost):
 
     def _should_look(self) -> bool:
         return self._look_now or now_ms() >= self._look_at_ms
+
+    def _claim_request(self, free: int) -> ClaimRequest:
+        return ClaimRequest(
+            lease_ms=int(self.engine.lease_s * 1000),
+            free=free,
+            limits=self._limits_json,
+            queues=self.engine.queues,
+            credits=self._credits,
+            request_id=f"{self.worker_id}:{next(self._claim_requests)}",
+        )
+
+    async def _take(self, claims: list[Claim], next_due: int | None, *, stalled: bool) -> None:
+        """Start what a claim took, and look again when its reply says. A worker that stalled (stopped,
+        starved of CPU) between sending the claim and reading its reply may have let the jobs' leases
+        lapse meanwhile, and another worker may run them already: it hands them back unstarted instead
+        (release_claim.lua: back in line uncharged, or nothing if another claim holds them now)."""
+        self._look_now = False
+        self._look_at_ms = float("inf") if next_due is None else next_due
+        if claims:
+            self._claim_after_wait = True  # work is coming in: the next wait claims as it ends
+        if stalled and claims:
+            logger.warning("the worker stalled while claiming; handing back %d job(s) unstarted", len(claims))
+            await asyncio.gather(
+                *(self.queues.release(claim, ended=False, handed_back=True) for claim in claims)
+            )
+            self._look_now = True
+            return
+        for claim in claims:
+            await self._start(claim)
 
     async def _start(self, claim: Claim) -> None:
         earlier = self.tasks.get(claim.job_id)
@@ -429,10 +453,25 @@ class JobsvcWorker(ArqHost):
                 self._look_now = True
         elif timeout > 0:
             wake_keys = [keys.wake(name) for name, _ in self.engine.queues]
+            timeout = max(timeout, MIN_BLOCK_S)
+            if self._claim_after_wait:
+                # work came in lately: the claim rides behind the wait, run by the server as the wait ends
+                sent = time.monotonic()
+                request = self._claim_request(self.max_jobs - self.job_counter)
+                woken, claims, next_due = await self.queues.claim_after_wait(wake_keys, timeout, request)
+                # a wait that ran out unwoken, having claimed nothing: idle now, so the next wait is a bare
+                # BLPOP again, and an idle worker sends no claim at each timeout
+                self._claim_after_wait = woken
+                # the wait lasts ``timeout`` at most, and ``timeout`` is at most a heartbeat, half a lease:
+                # a reply later than that by a quarter lease means the worker stalled meanwhile
+                stalled = time.monotonic() - sent > timeout + self.engine.lease_s / 4
+                await self._take(claims, next_due, stalled=stalled)
+                return
             # redis-py types the timeout as int; Redis 6+ takes seconds with decimals
-            blocking = self.pool.blpop(wake_keys, timeout=max(timeout, MIN_BLOCK_S))  # type: ignore[arg-type]
+            blocking = self.pool.blpop(wake_keys, timeout=timeout)  # type: ignore[arg-type]
             if await typing.cast(Awaitable[Any], blocking) is not None:
                 self._look_now = True
+                self._claim_after_wait = True
         else:
             await asyncio.sleep(0)  # a deadline has come: the next iteration meets it
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 import redis.asyncio as redis_client
 from arq import ArqRedis
 
@@ -19,7 +20,7 @@ from jobs.engine import keys
 from jobs.engine.worker import JobsvcWorker
 from service.config import Settings
 from tests.conftest import make_worker
-from tests.helpers import submit, until_registered, wait_for_status
+from tests.helpers import read_job, submit, until_registered, wait_for_status
 
 
 @asynccontextmanager
@@ -88,19 +89,104 @@ async def waiting_worker(settings: Settings, redis: ArqRedis, **updates: Any) ->
         await worker.close()
 
 
-async def test_a_wake_up_just_before_a_deadline_is_heard_at_once(redis: ArqRedis, settings: Settings) -> None:
+@pytest.mark.parametrize("claim_after_wait", [False, True], ids=["bare wait", "claim behind the wait"])
+async def test_a_wake_up_just_before_a_deadline_is_heard_at_once(
+    redis: ArqRedis, settings: Settings, claim_after_wait: bool
+) -> None:
     """With its next deadline (here a queue's timer) a few milliseconds away, the worker still waits on
     its wake-up lists: a job arriving then starts at once, not after a sleep that could not hear it."""
     async with waiting_worker(settings, redis) as engine:
         for _ in range(20):
             engine._look_now = False
+            engine._claim_after_wait = claim_after_wait
             engine._look_at_ms = time.time() * 1000 + 5  # a deferred job falls due in 5 ms
             waiting = asyncio.create_task(engine._wait_for_work())
             await asyncio.sleep(0.001)
             await redis.rpush(keys.wake("default"), "1")
             await waiting
-            assert engine._look_now, "the wake-up went unheard until the deadline"
+            # heard: a bare wait sends the worker to claim; a claim behind the wait ran as it ended
+            assert engine._claim_after_wait, "the wake-up went unheard until the deadline"
+            assert engine._look_now != claim_after_wait
             assert await redis.llen(keys.wake("default")) == 0
+
+
+def nothing_due(engine: JobsvcWorker) -> None:
+    """No claim, timer, heartbeat or look for ARQ producers' jobs due: the next wait lasts its full time."""
+    engine._look_now = False
+    engine._look_at_ms = float("inf")
+    engine._last_beat = time.monotonic()
+    engine.intake._checked_at = time.monotonic()
+
+
+async def evalsha_calls(redis: ArqRedis) -> int:
+    return int((await redis.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_while_jobs_come_in_the_claim_rides_behind_the_wait(
+    http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
+) -> None:
+    """Once work has come in, the worker sends its claim along with its wait: the job that ends the wait
+    is claimed by the server at once, and has started when the wait returns, with no round trip between."""
+    async with waiting_worker(settings, redis, worker_poll_delay_s=3.0) as engine:
+        engine._claim_after_wait = True
+        nothing_due(engine)
+        waiting = asyncio.create_task(engine._wait_for_work())
+        await asyncio.sleep(0.1)
+        job = await submit(http, "diag.noop", {})
+        await waiting
+        assert job["id"] in engine.tasks, "the job that woke the worker was not claimed in the wait"
+        assert not engine._look_now, "the worker would claim again for a wake-up it has answered"
+        await wait_for_status(http, job["id"], "succeeded", timeout_s=5)
+
+
+async def test_an_idle_worker_sends_no_claim_when_its_wait_runs_out(
+    redis: ArqRedis, settings: Settings
+) -> None:
+    """A wait that runs out with nothing to claim turns the worker idle: its later waits are bare
+    ``BLPOP``s again, so an idle worker costs no claim per wait."""
+    async with waiting_worker(settings, redis, worker_poll_delay_s=0.2) as engine:
+        engine._claim_after_wait = True
+        nothing_due(engine)
+        before = await evalsha_calls(redis)
+        await engine._wait_for_work()
+        assert await evalsha_calls(redis) == before + 1  # the claim behind the wait, which took nothing
+        assert not engine._claim_after_wait
+        nothing_due(engine)
+        before = await evalsha_calls(redis)
+        await engine._wait_for_work()
+        assert await evalsha_calls(redis) == before, "an idle wait sent a claim"
+
+
+async def test_a_claim_behind_a_wait_runs_on_a_server_that_lost_its_scripts(
+    http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
+) -> None:
+    """After a restart or a failover the server has no scripts: the claim is loaded and sent again, and
+    the job that ended the wait is still claimed by it."""
+    async with waiting_worker(settings, redis, worker_poll_delay_s=3.0) as engine:
+        engine._claim_after_wait = True
+        nothing_due(engine)
+        job = await submit(http, "diag.noop", {})  # its wake-up token waits in the list
+        await redis.script_flush()
+        await engine._wait_for_work()
+        assert job["id"] in engine.tasks
+        await wait_for_status(http, job["id"], "succeeded", timeout_s=5)
+
+
+async def test_a_worker_that_stalled_while_claiming_hands_the_jobs_back_unstarted(
+    http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
+) -> None:
+    """A worker stopped (or starved of CPU) between its claim and the reply may find the jobs' leases
+    lapsed and the jobs run elsewhere: it does not start them, and they go back in line uncharged."""
+    async with waiting_worker(settings, redis) as engine:
+        job = await submit(http, "diag.noop", {})
+        claims, _ = await engine.queues.claim(**engine._claim_request(10))
+        assert [claim.job_id for claim in claims] == [job["id"]]
+        await engine._take(claims, None, stalled=True)
+        assert job["id"] not in engine.tasks
+        back = await read_job(http, job["id"])
+        assert back["status"] == "queued"
+        assert back["attempts"] == 0
+        assert engine._look_now, "the worker does not look again for the jobs it handed back"
 
 
 async def test_a_full_worker_waits_for_a_slot_not_for_a_timer_it_cannot_act_on(
