@@ -337,24 +337,31 @@ RELEASES_REMEMBERED_PREFIX = f"{PREFIX}released:"
 CLAIMS_REMEMBERED_PREFIX = f"{PREFIX}claimed:"
 
 
+#: the field of a job's meta holding the lease token and reply of the release that last changed the job,
+#: so that a release sent again (redis-py resends a command whose connection dropped) answers as the
+#: first did and changes nothing: written with the job's outcome in the same ``HSET``, so remembering costs
+#: an ended job no write of its own
+RELEASED_FIELD = "released"
+
+
 def releases_remembered(stretch: int) -> str:
-    """The releases of one stretch of ``RESEND_MEMORY_MS`` (``stretch``: epoch ms // RESEND_MEMORY_MS),
-    job id -> its lease token and reply, so that a release sent again (redis-py resends a command whose
-    connection dropped) answers as the first did and changes nothing. One hash a stretch, which expires one
-    stretch after its own ends (resend_memory.lua): a key of its own for each release, each with its own
-    expiry, cost the server about 15 µs a job to write and expire at 1,100 jobs/s (docs/BENCHMARKS.md)."""
+    """The releases of one stretch of ``RESEND_MEMORY_MS`` (``stretch``: epoch ms // RESEND_MEMORY_MS)
+    whose job has no meta to remember them in (deleted while it ran), job id -> the lease token and reply.
+    One hash a stretch, which expires one stretch after its own ends (resend_memory.lua)."""
     return f"{RELEASES_REMEMBERED_PREFIX}{stretch}"
 
 
-def claims_remembered(stretch: int) -> str:
-    """The same for claims: request id (a worker's id and its claim count) -> the reply of a claim that
-    took jobs (msgpack), so that a claim sent again answers with the jobs the first one took instead of
-    taking more."""
-    return f"{CLAIMS_REMEMBERED_PREFIX}{stretch}"
+def claims_remembered(worker_id: str) -> str:
+    """A worker's last claim request that took jobs: msgpack of its reply (without the job records) and
+    its id (``<worker>:<n>``), so that the same request sent again answers with the jobs the first one
+    took instead of taking more. A worker sends one claim at a time, and a resend is of its last: one key
+    a worker, overwritten by each claim that takes jobs (one write), expiring ``2 * RESEND_MEMORY_MS``
+    after the last."""
+    return f"{CLAIMS_REMEMBERED_PREFIX}{worker_id}"
 
 
-#: how long a release's or a claim's reply is kept at least for a resend of it (ms; at most twice that):
-#: redis-py resends at once
+#: how long a release's or a claim's reply is kept at least for a resend of it (ms; a release's, at most
+#: twice that, when its job has no meta to keep it in; a claim's, twice that): redis-py resends at once
 RESEND_MEMORY_MS = 10_000
 
 #: the worker sweeping the queues for jobs past their queued expiry (jobs.engine.sweep), one at a time

@@ -31,7 +31,7 @@ SAFE_KEY = re.compile(
     r"|jobsvc:dead:[a-z0-9_-]+|jobsvc:dead:q:[a-z][a-z0-9_-]*"
     r"|jobsvc:events:t:[a-z0-9_-]+|jobsvc:metrics"
     r"|jobsvc:apikey:[0-9a-f]{16}"
-    r"|jobsvc:(released|claimed):\d+|jobsvc:tallied:[A-Za-z0-9_.-]+)$"
+    r"|jobsvc:released:\d+|jobsvc:(claimed|tallied):[A-Za-z0-9_.-]+)$"
 )
 LONG, MANY = "l" * 101, ["x"] * 101
 HOSTILE = "../../*?[a]{}\\\x00:\r\n' OR 1=1; FLUSHALL -- ☠"

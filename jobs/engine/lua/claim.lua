@@ -18,8 +18,9 @@
 --   next_due  the earliest of the queues' timers (a deferred job falls due or a lease lapses, ms), or
 --             -1 when none; a timer this claim moved is also written to the timers set
 --   credits   the queues' weighted round-robin credits, in ARGV's order, for the next claim
--- Safe to send twice (redis-py resends a command whose connection dropped): a request that took jobs is
--- remembered by its id for a while, and the same request again answers with those jobs, taking no more.
+-- Safe to send twice (redis-py resends a command whose connection dropped): a worker's last request that
+-- took jobs is remembered for a while in the worker's own key (a worker sends one claim at a time, and a
+-- resend is of its last), and the same request again answers with those jobs, taking no more.
 
 --- @include "fmt"
 --- @include "now_ms"
@@ -34,22 +35,23 @@
 --- @include "wake"
 --- @include "place_if_waiting"
 --- @include "fair_tag"
---- @include "fair_left"
 --- @include "release_slot"
 --- @include "emit_event"
 --- @include "emit_status"
---- @include "resend_memory"
 
 local function limit_key(name) return '${LIMIT_PREFIX}' .. name end
 
 local now = now_ms()
 local request = ARGV[4]
+-- the request's worker's memory of its last claim that took jobs (the request id is "<worker>:<n>")
+local memory = nil
 if request ~= '' then
-  local earlier = recall('${CLAIMED_PREFIX}', request, now)
-  if earlier then  -- this very request, sent again: its reply, with the records read now
-    local reply = cmsgpack.unpack(earlier)
+  memory = '${CLAIMED_PREFIX}' .. string.match(request, '^(.*):')
+  local earlier = redis.call('GET', memory)
+  local reply = earlier and cmsgpack.unpack(earlier)
+  if reply and reply[4] == request then  -- this very request, sent again: its reply, with the records read now
     for _, claim in ipairs(reply[1]) do claim[5] = redis.call('GET', job_key(claim[1])) or '' end
-    return reply
+    return {reply[1], reply[2], reply[3]}
   end
 end
 local lease = tonumber(ARGV[1])
@@ -271,13 +273,34 @@ for first = 1, #claims, 1000 do
   if #marked > 0 then redis.call('ZREM', '${ABORT_SET}', unpack(marked)) end
 end
 
+-- Each queue's fair-share clocks, and its tenants' counts of ready jobs less those taken (never below
+-- zero: jobs placed before they were counted leave too; fair_tag.lua, fair_left.lua), in one HSET a queue.
+local fair = {}
+local function fair_of(q)
+  fair[q] = fair[q] or {fields = {}, names = {}, taken = {}}
+  return fair[q]
+end
 for at, tag in pairs(clocks) do
   local q, priority = string.match(at, '^(%S+) (%d)$')
-  redis.call('HSET', '${FAIR_PREFIX}' .. q, '|' .. priority, fmt(tag))
+  local f = fair_of(q)
+  table.insert(f.fields, '|' .. priority)
+  table.insert(f.fields, fmt(tag))
 end
 for at, count in pairs(gone) do
   local q, ready = string.match(at, '^(%S+) (%S+)$')
-  fair_left(q, ready, count)
+  local f = fair_of(q)
+  table.insert(f.names, 'n|' .. ready)
+  table.insert(f.taken, count)
+end
+for q, f in pairs(fair) do
+  if #f.names > 0 then
+    local counts = redis.call('HMGET', '${FAIR_PREFIX}' .. q, unpack(f.names))
+    for i, name in ipairs(f.names) do
+      table.insert(f.fields, name)
+      table.insert(f.fields, fmt(math.max((tonumber(counts[i]) or 0) - f.taken[i], 0)))
+    end
+  end
+  redis.call('HSET', '${FAIR_PREFIX}' .. q, unpack(f.fields))
 end
 
 -- A worker for the ready jobs left behind (not by a paused queue), and each queue's timer: exact again where
@@ -308,11 +331,11 @@ end
 local credit_out = {}
 for i = 1, #queues do credit_out[i] = fmt(credits[i]) end
 local reply = {claims, fmt(next_due), credit_out}
-if request ~= '' and #claims > 0 then  -- remembered without the job records: no params kept aside
+if memory and #claims > 0 then  -- remembered without the job records: no params kept aside
   local kept = {}
   for i, claim in ipairs(claims) do
     kept[i] = {claim[1], claim[2], claim[3], claim[4], '', claim[6], claim[7], claim[8], claim[9], claim[10]}
   end
-  remember('${CLAIMED_PREFIX}', request, cmsgpack.pack({kept, reply[2], reply[3]}), now)
+  redis.call('SET', memory, cmsgpack.pack({kept, reply[2], reply[3], request}), 'PX', ${RESEND_MEMORY_MS} * 2)
 end
 return reply

@@ -23,8 +23,8 @@
 --                                    job runs again. A lapsed lease whose slot nobody took (or that has
 --                                    none) is still this attempt's to release
 -- Safe to send twice (redis-py resends a command whose connection dropped): a release is remembered
--- with its token for a few seconds, and the same release again answers as the first did, changing
--- nothing.
+-- with its token in the job's meta (${RELEASED_FIELD}; for a few seconds when the meta is gone), and the
+-- same release again answers as the first did, changing nothing.
 
 --- @include "fmt"
 --- @include "now_ms"
@@ -50,7 +50,7 @@ local holder = redis.call('GET', in_progress_key(id))
 if holder and holder ~= token then return 'stale' end
 -- sent again: the lock is gone (or, for a lock kept on, still this token's)
 if token ~= '' and (not holder or ARGV[7] ~= '') then
-  local earlier = recall('${RELEASED_PREFIX}', id, now_ms())
+  local earlier = redis.call('HGET', meta_key(id), '${RELEASED_FIELD}') or recall('${RELEASED_PREFIX}', id, now_ms())
   if earlier and string.sub(earlier, 1, #token + 1) == token .. ' ' then
     return string.sub(earlier, #token + 2)  -- this very release, sent again
   end
@@ -71,10 +71,13 @@ local function release()
     release_slot(slot, id, now)
     return 'gone'
   end
+  -- the lock goes now, or (an end) with the job's record, in one DEL
+  local lock = in_progress_key(id)
   if ARGV[7] ~= '' then
-    redis.call('PEXPIRE', in_progress_key(id), ARGV[7])
-  else
-    redis.call('DEL', in_progress_key(id))
+    redis.call('PEXPIRE', lock, ARGV[7])
+    lock = nil
+  elseif mode == 'again' then
+    redis.call('DEL', lock)
   end
   redis.call('ZREM', running_key(q), id)
   release_slot(slot, id, now)
@@ -113,7 +116,11 @@ local function release()
       redis.call('PEXPIRE', key, ARGV[12])
     end
   end
-  redis.call('DEL', retry_key(id), job_key(id))
+  if lock then
+    redis.call('DEL', retry_key(id), job_key(id), lock)
+  else
+    redis.call('DEL', retry_key(id), job_key(id))
+  end
   redis.call('ZREM', '${ABORT_SET}', id)
   remove_arq_entry(q, id, m[6])
   if not holder then  -- its lease lapsed: a claim may have put it back in line meanwhile
@@ -128,9 +135,19 @@ local function release()
     stays = {result = #ARGV[5], ttl = ttl}
   end
   -- the worker tallies this end in its own counters (jobs.engine.metrics.Tally) when it is the first
-  return record_outcome(q, id, ARGV[10], now, true, stays, m)
+  if token == '' then return record_outcome(q, id, ARGV[10], now, true, stays, m) end
+  return record_outcome(q, id, ARGV[10], now, true, stays, m, token)
 end
 
 local reply = release()
-if token ~= '' then remember('${RELEASED_PREFIX}', id, token .. ' ' .. reply, now) end
+-- remembered for a resend: by record_outcome, with the outcome it recorded; else here, in the meta (or,
+-- the meta gone, for a few seconds)
+local recorded = ARGV[10] ~= '' and (reply == 'ended' or reply == 'settle')
+if token ~= '' and not recorded then
+  if reply == 'gone' then
+    remember('${RELEASED_PREFIX}', id, token .. ' ' .. reply, now)
+  else
+    redis.call('HSET', meta_key(id), '${RELEASED_FIELD}', token .. ' ' .. reply)
+  end
+end
 return reply

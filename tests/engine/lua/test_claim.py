@@ -291,7 +291,12 @@ async def test_a_claim_sent_twice_answers_with_the_same_jobs_and_takes_no_more(
     assert [job_id for job_id, _, _ in first] == ["j1", "j2"]
     assert await claim("worker-a:7") == first  # the same jobs, tokens and attempts
     assert await redis.hget(keys.job_meta("j1"), "tries") == b"1"  # the attempt counted once
+    # remembered in one key a worker, which its next claim overwrites
+    remembered = [key async for key in redis.scan_iter(match=keys.CLAIMS_REMEMBERED_PREFIX + "*")]
+    assert remembered == [keys.claims_remembered("worker-a").encode()]
     assert [job_id for job_id, _, _ in await claim("worker-a:8")] == ["j3"]  # a new request takes more
+    await submitted(queues, "j4")
+    assert [job_id for job_id, _, _ in await claim("worker-b:8")] == ["j4"]  # another worker's is its own
 
 
 async def test_no_two_claims_of_a_job_share_a_lease_token(queues: JobQueues, redis: ArqRedis) -> None:
@@ -307,10 +312,8 @@ async def test_no_two_claims_of_a_job_share_a_lease_token(queues: JobQueues, red
         return claims[0]
 
     first = await claim("worker-a:7")
-    stretch = now_ms() // keys.RESEND_MEMORY_MS  # lapsed, and the claim's reply forgotten
-    await redis.delete(
-        keys.arq_in_progress("j1"), keys.claims_remembered(stretch), keys.claims_remembered(stretch - 1)
-    )
+    # lapsed, and the claim's reply forgotten
+    await redis.delete(keys.arq_in_progress("j1"), keys.claims_remembered("worker-a"))
     await lapse_lease(redis, "j1")
     again = await claim("worker-a:7")
     assert again.token != first.token
@@ -368,6 +371,22 @@ async def test_a_queues_timer_never_comes_later_than_its_first_due_job_or_lease_
 
 async def backlog(queues: JobQueues, tenant: str, count: int, prefix: str = "") -> None:
     await queues.submit_many([job_call(f"{prefix or tenant}-{i}", tenant=tenant) for i in range(count)])
+
+
+async def test_a_claim_counts_the_jobs_it_takes_out_of_their_tenants_ready_jobs(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """A tenant with no ready job starts at the queue's virtual time (fair_tag.lua): each claim counts the
+    jobs it took out of their tenants' ready counts, never below zero (jobs placed before they were
+    counted leave too)."""
+    await backlog(queues, "acme", 3)
+    await backlog(queues, "globex", 2)
+    await claim_all(queues, free=4)
+    counts = await redis.hmget(keys.fair_share(Q), ["n|acme|5", "n|globex|5"])
+    assert sorted(int(count) for count in counts) == [0, 1]
+    await redis.hset(keys.fair_share(Q), mapping={"n|acme|5": 0, "n|globex|5": 0})  # counted short
+    await claim_all(queues)
+    assert await redis.hmget(keys.fair_share(Q), ["n|acme|5", "n|globex|5"]) == [b"0", b"0"]
 
 
 async def test_claim_takes_a_new_job_of_one_tenant_ahead_of_another_tenants_flood(queues: JobQueues) -> None:

@@ -27,9 +27,8 @@ async def test_release_claim_ends_a_job_with_its_result_and_outcome(
     assert 0 < await redis.pttl(keys.arq_result("j1")) <= 60_000
     assert 0 < await redis.pttl(keys.job_meta("j1")) <= 60_000
     assert await redis.hget(keys.job_meta("j1"), "outcome") == b"succeeded"
-    assert not await redis.exists(
-        keys.arq_job("j1"), keys.arq_retry("j1"), keys.arq_in_progress("j1"), keys.tenant_open_jobs("acme")
-    )
+    assert not await redis.exists(keys.arq_job("j1"), keys.arq_retry("j1"), keys.arq_in_progress("j1"))
+    assert await redis.get(keys.tenant_open_jobs("acme")) == b"0"
     for queue_set in (keys.arq_queue(Q), keys.ready(Q), keys.deferred(Q), keys.running(Q)):
         assert await redis.zscore(queue_set, "j1") is None
     stats = await redis.hgetall(keys.queue_stats(Q, now_ms() // 60_000))
@@ -257,23 +256,39 @@ async def test_a_release_sent_twice_answers_as_the_first_and_changes_nothing_mor
     assert ends == ["settle", "settle"]  # the worker hears what the first one did, and settles the child
 
 
-async def test_a_release_is_remembered_into_the_next_stretch_and_forgotten_after_it(
+async def test_a_release_that_ends_a_job_is_remembered_in_its_meta_by_the_outcomes_own_write(
     queues: JobQueues, redis: ArqRedis
 ) -> None:
-    """The memory of releases is one hash a stretch of ``RESEND_MEMORY_MS``: a resend in the stretch after
-    the release's still finds it; one later than that no longer does (and its end was recorded already)."""
-    while now_ms() % keys.RESEND_MEMORY_MS > keys.RESEND_MEMORY_MS - 1_000:
-        await asyncio.sleep(0.05)  # the steps below all fall in one stretch
-    stretch = now_ms() // keys.RESEND_MEMORY_MS
+    """The end's lease token and reply go into the job's meta with its outcome, in one ``HSET``: no key
+    and no write of their own; a resend finds them there and answers as the first release did."""
     claim = await claimed(queues, "j1")
     done = dict(ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded")
     assert await queues.release(claim, **done) == "ended"
+    assert await redis.hget(keys.job_meta("j1"), keys.RELEASED_FIELD) == f"{claim.token} ended".encode()
+    assert [key async for key in redis.scan_iter(match=keys.RELEASES_REMEMBERED_PREFIX + "*")] == []
+    assert await queues.release(claim, **done) == "ended"  # as the first answered, not "ended_earlier"
+
+
+async def test_the_release_of_a_job_deleted_while_it_ran_is_remembered_into_the_next_stretch(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """With no meta to keep it, a release is remembered in one hash a stretch of ``RESEND_MEMORY_MS``: a
+    resend in the stretch after the release's still finds it; one later than that no longer does (and,
+    its concurrency slot given up, is taken for a lapsed lease's)."""
+    while now_ms() % keys.RESEND_MEMORY_MS > keys.RESEND_MEMORY_MS - 1_000:
+        await asyncio.sleep(0.05)  # the steps below all fall in one stretch
+    stretch = now_ms() // keys.RESEND_MEMORY_MS
+    await submitted(queues, "j1")
+    [claim] = await claim_all(queues, limits={"diag.noop": {"c": 1}})
+    assert decode_purge_job(await redis.eval(lua.PURGE_JOB, 0, "j1", keys.DEFAULT_TENANT))
+    done = dict(ended=True, result=b"r", result_ttl_ms=60_000, outcome="succeeded")
+    assert await queues.release(claim, **done) == "gone"
     kept = keys.releases_remembered(stretch)
     remembered = [key async for key in redis.scan_iter(match=keys.RELEASES_REMEMBERED_PREFIX + "*")]
     assert remembered == [kept.encode()]
     assert await redis.pttl(kept) > keys.RESEND_MEMORY_MS  # to the end of the next stretch
 
     await redis.rename(kept, keys.releases_remembered(stretch - 1))  # as if a stretch had passed
-    assert await queues.release(claim, **done) == "ended"  # as the first answered
+    assert await queues.release(claim, **done) == "gone"  # as the first answered
     await redis.rename(keys.releases_remembered(stretch - 1), keys.releases_remembered(stretch - 2))
-    assert await queues.release(claim, **done) == "ended_earlier"  # forgotten: only the job's own record
+    assert await queues.release(claim, **done) == "stale"  # forgotten

@@ -16,14 +16,22 @@
 -- dependents wait to be settled. ``stays``: what of the job stays in Redis, when the caller knows it
 -- ({result = its bytes, ttl = ms it lives, -1 for ever}; its record is gone), else nil: read here.
 -- ``meta``: the job's meta fields 'outcome', 'tenant', 'type', 'started_at' and 'kept_bytes', in that
--- order, when the caller read them already (HMGET's reply), else nil: read here.
+-- order, when the caller read them already (HMGET's reply), else nil: read here. ``released_by``: the
+-- lease token of the release that ends the job (release_claim.lua), kept with the reply in the meta's
+-- ${RELEASED_FIELD} field by the same HSET as the outcome, else nil.
 -- Replies 'settle' (recorded, dependents wait), 'ended' (recorded, or no outcome given) or
 -- 'ended_earlier' (its end was recorded before).
-local function record_outcome(q, id, outcome, now, counted_by_caller, stays, meta)
+local function record_outcome(q, id, outcome, now, counted_by_caller, stays, meta, released_by)
   if outcome == '' then return 'ended' end
   local m = meta or redis.call('HMGET', meta_key(id), 'outcome', 'tenant', 'type', 'started_at', 'kept_bytes')
   if m[1] then return 'ended_earlier' end
-  redis.call('HSET', meta_key(id), 'outcome', outcome)
+  local reply = 'ended'
+  if redis.call('EXISTS', dependents_key(id)) == 1 then reply = 'settle' end
+  if released_by then
+    redis.call('HSET', meta_key(id), 'outcome', outcome, '${RELEASED_FIELD}', released_by .. ' ' .. reply)
+  else
+    redis.call('HSET', meta_key(id), 'outcome', outcome)
+  end
   local tenant, jtype, started_at, kept_bytes = m[2] or '${DEFAULT_TENANT}', m[3] or '', m[4], m[5]
   local labels = jtype .. '|' .. q
   if not counted_by_caller then
@@ -31,8 +39,10 @@ local function record_outcome(q, id, outcome, now, counted_by_caller, stays, met
     if started_at then observe_ms('r', labels, now - tonumber(started_at)) end
   end
   emit_event(tenant, id, jtype, q, 'status', outcome, nil)
+  -- a count at zero stays (a tenant's next job would only write it again), one below (an end counted
+  -- without its submit) is set right
   local open = open_key(tenant)
-  if redis.call('DECR', open) <= 0 then redis.call('DEL', open) end
+  if redis.call('DECR', open) < 0 then redis.call('SET', open, 0) end
   -- listed by its end status from now on, in creation order as every listing (keys.index_by_status)
   local index = '${INDEX_PREFIX}' .. tenant
   local created = redis.call('ZSCORE', index, id)
@@ -47,9 +57,6 @@ local function record_outcome(q, id, outcome, now, counted_by_caller, stays, met
   end
   local stats = '${STATS_PREFIX}' .. q .. ':' .. math.floor(now / 60000)
   if redis.call('HINCRBY', stats, outcome, 1) == 1 then redis.call('EXPIRE', stats, 7200) end
-  if redis.call('EXISTS', dependents_key(id)) == 1 then
-    redis.call('ZADD', '${SETTLING}', fmt(now), id)
-    return 'settle'
-  end
-  return 'ended'
+  if reply == 'settle' then redis.call('ZADD', '${SETTLING}', fmt(now), id) end
+  return reply
 end
