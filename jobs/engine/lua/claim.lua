@@ -6,7 +6,7 @@
 --
 -- KEYS: none
 -- ARGV: [1] lease ms, [2] free slots, [3] limits (JSON: job type -> {r = starts, p = per ms,
---       c = at most running}), [4] the request's id ('' for none), then per queue [i] name, [i+1]
+--       c = at most running}), [4] the request's id (``<worker>:<n>``; '' for none), then per queue [i] name, [i+1]
 --       weight, [i+2] round-robin credit
 -- Replies {claims, next_due, credits}:
 --   claims    a list, one {id, ARQ queue score, queue, limit slot ('' for none), job record ('' if
@@ -46,7 +46,7 @@ local request = ARGV[4]
 -- the request's worker's memory of its last claim that took jobs (the request id is "<worker>:<n>")
 local memory = nil
 if request ~= '' then
-  memory = '${CLAIMED_PREFIX}' .. string.match(request, '^(.*):')
+  memory = '${CLAIMED_PREFIX}' .. (string.match(request, '^(.*):') or request)
   local earlier = redis.call('GET', memory)
   local reply = earlier and cmsgpack.unpack(earlier)
   if reply and reply[4] == request then  -- this very request, sent again: its reply, with the records read now
