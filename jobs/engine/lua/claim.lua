@@ -6,8 +6,8 @@
 --
 -- KEYS: none
 -- ARGV: [1] lease ms, [2] free slots, [3] limits (JSON: job type -> {r = starts, p = per ms,
---       c = at most running}), [4] the request's id (``<worker>:<n>``; '' for none), then per queue [i] name, [i+1]
---       weight, [i+2] round-robin credit
+--       c = at most running}), [4] the request's id (``<worker>:<n>``; '' for none), then per queue
+--       [i] name, [i+1] weight, [i+2] round-robin credit
 -- Replies {claims, next_due, credits}:
 --   claims    a list, one {id, ARQ queue score, queue, limit slot ('' for none), job record ('' if
 --             gone), attempt number, aborted (0/1), job type, queue wait ms (due -> now), lease token}
