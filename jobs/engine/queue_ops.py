@@ -8,6 +8,7 @@ header lists and what Python expects are compared in one place; anything else is
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
 import typing
@@ -669,16 +670,30 @@ class JobQueues:
             # redis-py types every argument as str; it encodes numbers as they are
             pipe.evalsha(self._claim.sha, 0, *typing.cast(Sequence[str], args))
             token, raw = await pipe.execute(raise_on_error=False)
-        if isinstance(token, Exception):
-            raise token
         if isinstance(raw, NoScriptError):  # a server that lost its scripts (a restart, a failover)
+            if isinstance(token, Exception):
+                raise token
             jobs, next_due = await self.claim(**request)
             return token is not None, jobs, next_due
         if isinstance(raw, Exception):
             raise raw
         reply = decode_claim(raw, [name for name, _ in served])
         credits.update(reply.credits)
+        if isinstance(token, Exception):  # the wait failed, the claim ran: its jobs go back before the error
+            await self.hand_back(reply.claims)
+            raise token
         return token is not None, reply.claims, reply.next_due_ms
+
+    async def hand_back(self, claims: Sequence[Claim]) -> None:
+        """Put claimed jobs back unstarted: in line again with their attempts uncounted, or left to the
+        claim that holds them now (release_claim.lua), their abort marks (which the claim took) restored."""
+        if not claims:
+            return
+        at_ms = int(time.time() * 1000)  # as ARQ marks an abort
+        aborted = {claim.job_id: at_ms for claim in claims if claim.start and claim.start.aborted}
+        if aborted:
+            await self.redis.zadd(keys.ABORT_SET, aborted)
+        await asyncio.gather(*(self.release(claim, ended=False, handed_back=True) for claim in claims))
 
     async def add_tally(self, worker_id: str, batches: Sequence[TallyBatch], *, client: Redis) -> None:
         """Queue on ``client`` (a pipeline) the adding of a worker's metrics batches, each once."""

@@ -381,19 +381,19 @@ class JobsvcWorker(ArqHost):
         )
 
     async def _take(self, claims: list[Claim], next_due: int | None, *, stalled: bool) -> None:
-        """Start what a claim took, and look again when its reply says. A worker that stalled (stopped,
-        starved of CPU) between sending the claim and reading its reply may have let the jobs' leases
-        lapse meanwhile, and another worker may run them already: it hands them back unstarted instead
-        (release_claim.lua: back in line uncharged, or nothing if another claim holds them now)."""
+        """Start what a claim took, and look again when its reply says. Hands the jobs back unstarted
+        instead (JobQueues.hand_back) when the worker stalled (stopped, starved of CPU) between sending
+        the claim and reading its reply, so that the jobs' leases may have lapsed and another worker may
+        run them already, or when it was told to stop meanwhile (a claim sent behind a wait before a
+        SIGTERM runs when the wait ends)."""
         self._look_now = False
         self._look_at_ms = float("inf") if next_due is None else next_due
         if claims:
             self._claim_after_wait = True  # work is coming in: the next wait claims as it ends
-        if stalled and claims:
-            logger.warning("the worker stalled while claiming; handing back %d job(s) unstarted", len(claims))
-            await asyncio.gather(
-                *(self.queues.release(claim, ended=False, handed_back=True) for claim in claims)
-            )
+        if claims and (stalled or not self.allow_pick_jobs):
+            why = "stalled while claiming" if stalled else "is stopping"
+            logger.warning("the worker %s; handing back %d job(s) unstarted", why, len(claims))
+            await self.queues.hand_back(claims)
             self._look_now = True
             return
         for claim in claims:

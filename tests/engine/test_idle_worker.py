@@ -15,6 +15,7 @@ import httpx
 import pytest
 import redis.asyncio as redis_client
 from arq import ArqRedis
+from redis.exceptions import ResponseError
 
 from jobs.engine import keys
 from jobs.engine.worker import JobsvcWorker
@@ -118,10 +119,6 @@ def nothing_due(engine: JobsvcWorker) -> None:
     engine.intake._checked_at = time.monotonic()
 
 
-async def evalsha_calls(redis: ArqRedis) -> int:
-    return int((await redis.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0))
-
-
 async def test_while_jobs_come_in_the_claim_rides_behind_the_wait(
     http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
 ) -> None:
@@ -147,14 +144,14 @@ async def test_an_idle_worker_sends_no_claim_when_its_wait_runs_out(
     async with waiting_worker(settings, redis, worker_poll_delay_s=0.2) as engine:
         engine._claim_after_wait = True
         nothing_due(engine)
-        before = await evalsha_calls(redis)
+        before = next(engine._claim_requests)  # every claim request the worker builds takes a number
         await engine._wait_for_work()
-        assert await evalsha_calls(redis) == before + 1  # the claim behind the wait, which took nothing
+        assert next(engine._claim_requests) == before + 2  # the claim behind the wait, which took nothing
         assert not engine._claim_after_wait
         nothing_due(engine)
-        before = await evalsha_calls(redis)
+        before = next(engine._claim_requests)
         await engine._wait_for_work()
-        assert await evalsha_calls(redis) == before, "an idle wait sent a claim"
+        assert next(engine._claim_requests) == before + 1, "an idle wait sent a claim"
 
 
 async def test_a_claim_behind_a_wait_runs_on_a_server_that_lost_its_scripts(
@@ -206,3 +203,55 @@ async def test_a_full_worker_waits_for_a_slot_not_for_a_timer_it_cannot_act_on(
         await engine._wait_for_work()
         assert time.monotonic() - began >= 0.25, "the wait returned at once: a busy loop"
         assert engine._look_now, "the freed slot did not send the worker to claim"
+
+
+async def test_a_stopping_worker_hands_back_what_a_claim_behind_its_wait_took(
+    http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
+) -> None:
+    """SIGTERM stops a worker from picking jobs, but a claim sent behind its wait before the signal runs
+    when the wait ends: the worker starts none of what it took."""
+    async with waiting_worker(settings, redis) as engine:
+        job = await submit(http, "diag.noop", {})
+        claims, _ = await engine.queues.claim(**engine._claim_request(10))
+        engine.allow_pick_jobs = False  # what ARQ's SIGTERM handler does
+        await engine._take(claims, None, stalled=False)
+        assert job["id"] not in engine.tasks
+        assert (await read_job(http, job["id"]))["status"] == "queued"
+
+
+async def test_a_job_handed_back_keeps_the_cancel_asked_for_it(
+    http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
+) -> None:
+    """The claim takes a job's abort mark (ARQ's run_job would act on it); a hand-back puts it back, so
+    that the worker that starts the job next cancels it."""
+    async with waiting_worker(settings, redis) as engine:
+        job = await submit(http, "diag.noop", {})
+        await redis.zadd(keys.ABORT_SET, {job["id"]: int(time.time() * 1000)})
+        claims, _ = await engine.queues.claim(**engine._claim_request(10))
+        assert claims[0].start is not None
+        assert claims[0].start.aborted
+        assert await redis.zscore(keys.ABORT_SET, job["id"]) is None
+        await engine._take(claims, None, stalled=True)
+        assert await redis.zscore(keys.ABORT_SET, job["id"]) is not None
+
+
+async def test_a_failed_wait_hands_back_what_the_claim_behind_it_took(
+    http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
+) -> None:
+    """The claim runs even when the BLPOP in front of it fails (here a wake-up list that is no list): its
+    jobs go back in line before the error is raised, instead of waiting for their leases to lapse."""
+    async with waiting_worker(settings, redis, worker_poll_delay_s=3.0) as engine:
+        engine._claim_after_wait = True
+        nothing_due(engine)
+        job = await submit(http, "diag.noop", {})
+        await redis.delete(keys.wake("default"))
+        await redis.set(keys.wake("default"), "not a list")
+        try:
+            with pytest.raises(ResponseError, match="WRONGTYPE"):
+                await engine._wait_for_work()
+        finally:
+            await redis.delete(keys.wake("default"))
+        assert job["id"] not in engine.tasks
+        back = await read_job(http, job["id"])
+        assert back["status"] == "queued"
+        assert back["attempts"] == 0

@@ -293,14 +293,17 @@ for at, count in pairs(gone) do
   table.insert(f.taken, count)
 end
 for q, f in pairs(fair) do
-  if #f.names > 0 then
-    local counts = redis.call('HMGET', '${FAIR_PREFIX}' .. q, unpack(f.names))
-    for i, name in ipairs(f.names) do
-      table.insert(f.fields, name)
-      table.insert(f.fields, fmt(math.max((tonumber(counts[i]) or 0) - f.taken[i], 0)))
+  for first = 1, #f.names, 1000 do  -- chunks of 1000 stay within what unpack takes
+    local last = math.min(first + 999, #f.names)
+    local counts = redis.call('HMGET', '${FAIR_PREFIX}' .. q, unpack(f.names, first, last))
+    for i = first, last do
+      table.insert(f.fields, f.names[i])
+      table.insert(f.fields, fmt(math.max((tonumber(counts[i - first + 1]) or 0) - f.taken[i], 0)))
     end
   end
-  redis.call('HSET', '${FAIR_PREFIX}' .. q, unpack(f.fields))
+  for first = 1, #f.fields, 1000 do
+    redis.call('HSET', '${FAIR_PREFIX}' .. q, unpack(f.fields, first, math.min(first + 999, #f.fields)))
+  end
 end
 
 -- A worker for the ready jobs left behind (not by a paused queue), and each queue's timer: exact again where

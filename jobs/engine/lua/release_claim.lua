@@ -50,9 +50,13 @@ local holder = redis.call('GET', in_progress_key(id))
 if holder and holder ~= token then return 'stale' end
 -- sent again: the lock is gone (or, for a lock kept on, still this token's)
 if token ~= '' and (not holder or ARGV[7] ~= '') then
-  local earlier = redis.call('HGET', meta_key(id), '${RELEASED_FIELD}') or recall('${RELEASED_PREFIX}', id, now_ms())
-  if earlier and string.sub(earlier, 1, #token + 1) == token .. ' ' then
-    return string.sub(earlier, #token + 2)  -- this very release, sent again
+  local mine = token .. ' '
+  local earlier = redis.call('HGET', meta_key(id), '${RELEASED_FIELD}')
+  if not earlier or string.sub(earlier, 1, #mine) ~= mine then  -- not this release's: a 'gone', if any
+    earlier = recall('${RELEASED_PREFIX}', id, now_ms())
+  end
+  if earlier and string.sub(earlier, 1, #mine) == mine then
+    return string.sub(earlier, #mine + 1)  -- this very release, sent again
   end
 end
 -- a lapsed lease whose limit's slot was given up (pruned by a claim, or freed when the lapse was found):

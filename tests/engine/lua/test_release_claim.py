@@ -125,6 +125,22 @@ async def test_release_claim_answers_gone_for_a_job_deleted_while_it_ran(
     assert await redis.zscore(keys.running(Q), "j1") is None
 
 
+async def test_a_gone_release_sent_again_answers_gone_over_an_earlier_attempts_memory(
+    queues: JobQueues, redis: ArqRedis
+) -> None:
+    """The job's meta remembers its first attempt's release; the second attempt's answer, 'gone' (the job
+    left ARQ's queue meanwhile), is remembered apart: its resend answers 'gone' again and gives the
+    attempt back once, not twice."""
+    first = await claimed(queues, "j1")
+    assert await queues.release(first, ended=False, handed_back=True) == "again"
+    [second] = await claim_all(queues)
+    await redis.zrem(keys.arq_queue(Q), "j1")
+    assert await queues.release(second, ended=False, handed_back=True) == "gone"
+    tries = await redis.hget(keys.job_meta("j1"), "tries")
+    assert await queues.release(second, ended=False, handed_back=True) == "gone"
+    assert await redis.hget(keys.job_meta("j1"), "tries") == tries
+
+
 async def test_release_claim_answers_gone_for_a_retry_that_left_arqs_queue(
     queues: JobQueues, redis: ArqRedis
 ) -> None:
