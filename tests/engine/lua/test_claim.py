@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from arq import ArqRedis
 
 from jobs.engine import keys
@@ -45,31 +46,26 @@ async def test_claim_counts_the_attempt_in_the_jobs_meta_and_writes_no_arq_count
     assert await redis.hget(keys.job_meta("j1"), "tries") == b"2"
 
 
-async def test_claim_goes_on_from_arqs_counter_for_a_job_claimed_before_the_count_moved(
-    queues: JobQueues, redis: ArqRedis
+@pytest.mark.parametrize(
+    ("started_before", "attempt"),
+    [(True, 3), (False, 1)],
+    ids=["started by an earlier version", "never started"],
+)
+async def test_claim_goes_on_from_arqs_counter_only_for_a_job_an_earlier_version_started(
+    queues: JobQueues, redis: ArqRedis, started_before: bool, attempt: int
 ) -> None:
-    """A job started twice by an earlier version (ARQ's ``arq:retry`` counter, no ``tries`` in its meta)
-    is on its third attempt when a worker of this version claims it."""
+    """A job started twice by an earlier version (ARQ's ``arq:retry`` counter at 2, ``started_at`` and no
+    ``tries`` in its meta) is on its third attempt when a worker of this version claims it. A job never
+    started has no count anywhere: its first claim reads no other key (the stray counter planted for it
+    shows it was not read)."""
     await submitted(queues, "j1")
     await redis.set(keys.arq_retry("j1"), 2)
-    await redis.hset(keys.job_meta("j1"), "started_at", now_ms() - 60_000)  # as that version's claim left it
+    if started_before:  # as that version's claim left it
+        await redis.hset(keys.job_meta("j1"), "started_at", now_ms() - 60_000)
     [claim] = await claim_all(queues)
     assert claim.start is not None
-    assert claim.start.job_try == 3
-    assert await redis.hget(keys.job_meta("j1"), "tries") == b"3"
-
-
-async def test_claim_reads_arqs_counter_only_for_a_job_an_earlier_version_started(
-    queues: JobQueues, redis: ArqRedis
-) -> None:
-    """A job never started (no ``started_at``) has no count anywhere: its first claim reads no other key
-    for it (a stray ARQ counter, planted here, shows it was not read)."""
-    await submitted(queues, "j1")
-    await redis.set(keys.arq_retry("j1"), 5)
-    [claim] = await claim_all(queues)
-    assert claim.start is not None
-    assert claim.start.job_try == 1
-    assert await redis.hget(keys.job_meta("j1"), "tries") == b"1"
+    assert claim.start.job_try == attempt
+    assert await redis.hget(keys.job_meta("j1"), "tries") == str(attempt).encode()
 
 
 async def test_claim_reports_the_type_and_queue_wait_for_the_workers_metrics(
