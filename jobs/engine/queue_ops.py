@@ -409,6 +409,13 @@ def _claim_args(
     return args
 
 
+def _claimed(raw: Any, served: Sequence[tuple[str, int]], credits: dict[str, int]) -> ClaimReply:
+    """claim.lua's reply, its queues' round-robin credits carried into ``credits`` for the next claim."""
+    reply = decode_claim(raw, [name for name, _ in served])
+    credits.update(reply.credits)
+    return reply
+
+
 def decode_renew_leases(raw: Any) -> list[str]:
     """The ids of the jobs whose leases were lost."""
     if not isinstance(raw, list):
@@ -649,8 +656,7 @@ class JobQueues:
         again answers with the same jobs (for a resend after a dropped connection)."""
         served = list(queues)
         args = _claim_args(lease_ms, free, limits, request_id, served, credits)
-        reply = decode_claim(await self._claim(args=args), [name for name, _ in served])
-        credits.update(reply.credits)
+        reply = _claimed(await self._claim(args=args), served, credits)
         return reply.claims, reply.next_due_ms
 
     async def claim_after_wait(
@@ -677,8 +683,7 @@ class JobQueues:
             return token is not None, jobs, next_due
         if isinstance(raw, Exception):
             raise raw
-        reply = decode_claim(raw, [name for name, _ in served])
-        credits.update(reply.credits)
+        reply = _claimed(raw, served, credits)
         if isinstance(token, Exception):  # the wait failed, the claim ran: its jobs go back before the error
             await self.hand_back(reply.claims)
             raise token

@@ -139,8 +139,7 @@ local function release()
     stays = {result = #ARGV[5], ttl = ttl}
   end
   -- the worker tallies this end in its own counters (jobs.engine.metrics.Tally) when it is the first
-  if token == '' then return record_outcome(q, id, ARGV[10], now, true, stays, m) end
-  return record_outcome(q, id, ARGV[10], now, true, stays, m, token)
+  return record_outcome(q, id, ARGV[10], now, true, stays, m, token ~= '' and token or nil)
 end
 
 local reply = release()
