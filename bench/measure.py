@@ -108,6 +108,13 @@ async def aof_size(client: redis.asyncio.Redis) -> int | None:
     return int(persistence["aof_current_size"])
 
 
+async def saving_in_background(client: redis.asyncio.Redis) -> bool:
+    """Whether the server is rewriting its append-only file or writing a snapshot, in a forked child:
+    meanwhile every write the parent makes copies a page of memory the child still reads."""
+    persistence = await client.info("persistence")
+    return bool(persistence.get("aof_rewrite_in_progress") or persistence.get("rdb_bgsave_in_progress"))
+
+
 async def server_version(client: redis.asyncio.Redis) -> str:
     info = await client.info("server")
     if "valkey_version" in info:

@@ -1,6 +1,6 @@
 """Where one job's pickup time goes, stage by stage: enqueue, wake, claim and start, run and release.
 
-    .venv/bin/python -m bench.stages [--samples 200] [--redis-url URL]
+    .venv/bin/python -m bench.stages [--samples 200] [--steady-rate 1100] [--redis-url URL]
 
 One worker (``arq worker_settings.WorkerSettings``, as the suite starts it) and an embedded Valkey in a
 temporary directory, unless ``--redis-url`` names a server (which it then flushes). ``diag.stamp`` jobs are
@@ -14,6 +14,12 @@ connection stamps every script call with the server's clock, so each job's life 
 - run and release: the function starts -> the server runs the release script (a stamp returns at once:
   this is the result's encoding and the release's own way there).
 
+Then, on a fresh server, jobs arrive at ``--steady-rate`` a second for 3 s (the suite's steady pickup, 0:
+skipped) and the server's ``SLOWLOG`` (every command) and ``INFO commandstats`` say where its time went
+per job: each script's calls a job and time a call, and how much of the scripts' time their commands
+took (the rest is Lua's own: its interpreter, the helpers each call defines again, each ``redis.call``'s
+way into the server and back).
+
 The same machine's clock stamps every point. ``MONITOR`` costs the server some time per command, the
 same for every stage and every checkout, so compare checkouts measured by this same script, not these
 figures with the suite's pickup. Runs from any checkout whose ``bench`` has the suite's harness (copy
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import random
 import shutil
 import statistics
@@ -40,7 +47,7 @@ import redis.asyncio
 from bench.measure import CountingRedis, Stack
 from bench.peers import load
 from bench.peers.base import System
-from bench.suite import connected, until_done
+from bench.suite import Options, connected, steady_pickup, until_done
 
 STAGES = ("enqueue", "wake", "claim to start", "run and release", "pickup (enqueue to start)")
 
@@ -165,6 +172,90 @@ async def measure(
     return [stage for stage in stages if stage is not None], times
 
 
+@dataclass(frozen=True)
+class ScriptShare:
+    name: str
+    calls_per_job: float
+    p50_us: float
+    us_per_job: float
+
+
+@dataclass(frozen=True)
+class SteadyScripts:
+    jobs: int
+    shares: list[ScriptShare]
+    #: µs a job in the commands the scripts ran (the rest of the scripts' time is Lua's own), from
+    #: ``INFO commandstats``, which counts a script's commands one by one
+    commands_us_per_job: float
+
+
+#: what commandstats counts that no script runs: the scripts themselves, the worker's waits and the
+#: harness's own reads of the figures
+NOT_IN_SCRIPTS = ("evalsha", "eval", "blpop", "info", "config|set", "config|resetstat", "slowlog|reset")
+
+
+async def steady_scripts(system: System, stack: Stack, rate: float) -> SteadyScripts:
+    """At ``rate`` jobs a second for 3 s, where the server's time in scripts went per job."""
+    async with connected(stack, system) as (url, counter):
+        stack.spawn(system.worker_args(), system.worker_env(url), f"{system.name}-steady-worker")
+        ids = [await system.enqueue("stamp")]
+        await until_done(system, counter, ids, timeout_s=60)
+        # Valkey logs the commands a script runs too: room for all of them (each job's few dozen)
+        await counter.config_set("slowlog-max-len", int(rate * 3 * 100))
+        await counter.config_set("slowlog-log-slower-than", 0)
+        await counter.slowlog_reset()
+        await counter.config_resetstat()
+        jobs: list[str] = []
+        await steady_pickup(system, counter, jobs, Options(steady_rate=rate, steady_s=3.0))
+        await counter.config_set("slowlog-log-slower-than", 10_000)
+        stats = await counter.info("commandstats")
+        entries = await counter.execute_command("SLOWLOG", "GET", "-1")
+    scripts: dict[str, list[int]] = {}
+    for entry in entries:
+        command = entry[3]
+        if len(command) > 1 and bytes(command[0]).upper() in (b"EVALSHA", b"EVAL"):
+            scripts.setdefault(_script_name(bytes(command[1]).decode()), []).append(int(entry[2]))
+    # the harness's few reads (a ZCARD every 5 ms, the stamps' records) count here too: a fraction of a µs
+    commands_us = sum(
+        float(entry["usec"])
+        for name, entry in stats.items()
+        if name.removeprefix("cmdstat_") not in NOT_IN_SCRIPTS
+    )
+    n = max(1, len(jobs))
+    shares = [
+        ScriptShare(name, len(values) / n, statistics.median(values), sum(values) / n)
+        for name, values in sorted(scripts.items(), key=lambda item: -sum(item[1]))
+    ]
+    return SteadyScripts(len(jobs), shares, commands_us / n)
+
+
+def _script_name(sha: str) -> str:
+    """The name of the script with this SHA-1, when this checkout's engine names its scripts."""
+    try:
+        from jobs.engine import lua  # an older checkout has no such module
+    except ImportError:
+        return sha[:12]
+    names = {hashlib.sha1(source.encode()).hexdigest(): name for name, source in lua.SCRIPTS.items()}
+    return names.get(sha, sha[:12])
+
+
+def render_steady(steady: SteadyScripts, rate: float) -> str:
+    lines = [f"the scripts at {rate:g} jobs/s ({steady.jobs} jobs; SLOWLOG and commandstats, µs)", ""]
+    lines.append(f"{'script':28s} calls/job  p50 a call  a job")
+    for share in steady.shares:
+        calls, p50, per_job = share.calls_per_job, share.p50_us, share.us_per_job
+        lines.append(f"{share.name:28s} {calls:9.2f} {p50:11.0f} {per_job:6.1f}")
+    total = sum(share.us_per_job for share in steady.shares)
+    commands = steady.commands_us_per_job
+    for name, per_job in (
+        ("all scripts", total),
+        ("  their commands", commands),
+        ("  Lua's own", total - commands),
+    ):
+        lines.append(f"{name:28s} {'':21s} {per_job:6.1f}")
+    return "\n".join(lines)
+
+
 def render(stages: list[dict[str, float]], times: dict[str, list[float]], samples: int) -> str:
     lines = [f"{len(stages)} of {samples} stamp jobs split into stages (ms, under MONITOR)", ""]
     lines.append(f"{'stage':28s}  p50     p90")
@@ -183,18 +274,20 @@ def _row(name: str, values: Sequence[float], spec: str) -> str:
     return f"{name:28s} {statistics.median(ordered):{spec}}  {p90:6{spec[1:]}}"
 
 
-async def _main(samples: int, redis_url: str | None, work_dir: Path) -> str:
+async def _main(samples: int, steady_rate: float, redis_url: str | None, work_dir: Path) -> str:
     system = load("jobsvc")
     if isinstance(system, str):
         raise SystemExit(system)
     stack = Stack(work_dir, redis_url)
     try:
         stages, times = await measure(system, stack, samples)
+        steady = await steady_scripts(system, stack, steady_rate) if steady_rate else None
     finally:
         stack.stop_all()
     if not stages or not times["submit"]:
         raise SystemExit("no job could be split into stages: see the worker's log in " + str(work_dir))
-    return render(stages, times, samples)
+    report = render(stages, times, samples)
+    return report if steady is None else f"{report}\n\n{render_steady(steady, steady_rate)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,11 +295,14 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--samples", type=int, default=200, help="stamp jobs at idle (200)")
+    parser.add_argument(
+        "--steady-rate", type=float, default=1100.0, help="jobs/s of the scripts' steady run (1100; 0: none)"
+    )
     parser.add_argument("--redis-url", help="use this server (FLUSHALL!) instead of an embedded one")
     options = parser.parse_args(argv)
     work_dir = Path(tempfile.mkdtemp(prefix="jobsvc-stages-"))
     try:
-        print(asyncio.run(_main(options.samples, options.redis_url, work_dir)))
+        print(asyncio.run(_main(options.samples, options.steady_rate, options.redis_url, work_dir)))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return 0

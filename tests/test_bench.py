@@ -61,6 +61,15 @@ def test_the_depth_scenario_measures_every_figure_at_both_depths(tmp_path: Path)
         positive = {name: value > 0 for name, value in figures[depth].items()}
         assert all(positive.values()), (depth, figures[depth])
     assert "| GET /v1/jobs?status=failed p99 ms |" in run.stdout
+    # the rates once more without a background save (the same when none ran), and what each command took
+    assert set(figures["background_save"]) == {"shallow", "deep"}
+    for depth in ("shallow", "deep"):
+        if not figures["background_save"][depth]:
+            rate = figures[depth]["claim jobs/s"]
+            assert figures[depth]["claim jobs/s (no background save)"] == rate
+        assert figures["commands"][depth]["evalsha"][0] > 0
+    assert "| command (while the rates ran) |" in run.stdout
+    assert "| evalsha |" in run.stdout
 
 
 def test_the_api_cost_counts_cpu_and_python_calls_of_every_request(tmp_path: Path) -> None:
