@@ -48,9 +48,11 @@ async def measure(redis_url: str, size: int, runs: int) -> tuple[list[float], li
 
 
 async def script_seconds(client: redis.asyncio.Redis) -> float:
-    """The server's time in scripts since its start (``INFO commandstats``: their own commands included)."""
+    """The server's time in scripts and functions since its start (``INFO commandstats``: their own
+    commands included)."""
     stats = await client.info("commandstats")
-    return sum(float(stats.get(f"cmdstat_{name}", {}).get("usec", 0)) for name in ("evalsha", "eval")) / 1e6
+    calls = ("evalsha", "eval", "fcall")
+    return sum(float(stats.get(f"cmdstat_{name}", {}).get("usec", 0)) for name in calls) / 1e6
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,8 @@ from bench.peers import load
 from bench.peers.base import System
 from bench.suite import Options, connected, steady_pickup, until_done
 
+#: how a script call starts: by SHA-1 (``EVALSHA``), or as a function of a library (``FCALL``)
+SCRIPT_CALLS = ("EVALSHA", "FCALL")
 STAGES = ("enqueue", "wake", "claim to start", "run and release", "pickup (enqueue to start)")
 
 
@@ -60,14 +62,15 @@ class ScriptCall:
 
 
 async def monitor(url: str, calls: list[ScriptCall], ready: asyncio.Event) -> None:
-    """Every ``EVALSHA`` the server runs, as it runs it, until cancelled."""
+    """Every script or function call (``EVALSHA``, ``FCALL``) the server runs, as it runs it, until
+    cancelled."""
     client = redis.asyncio.Redis.from_url(url, decode_responses=True)
     try:
         async with client.monitor() as feed:
             ready.set()
             while True:
                 entry: dict[str, Any] = await feed.next_command()
-                if entry.get("client_type") == "lua" or not entry["command"].upper().startswith("EVALSHA"):
+                if entry.get("client_type") == "lua" or not entry["command"].upper().startswith(SCRIPT_CALLS):
                     continue
                 calls.append(
                     ScriptCall(
@@ -127,7 +130,7 @@ async def script_times(counter: CountingRedis, jobs: Sequence[str]) -> dict[str,
     calls = []
     for entry in reversed(entries):  # oldest first
         args = [arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg) for arg in entry[3]]
-        if args and args[0].upper() == "EVALSHA":
+        if args and args[0].upper().startswith(SCRIPT_CALLS):
             client = entry[4].decode() if isinstance(entry[4], bytes) else str(entry[4])
             calls.append((client, " ".join(args), int(entry[2])))
     times: dict[str, list[float]] = {"submit": [], "claim": [], "release": []}
@@ -191,7 +194,16 @@ class SteadyScripts:
 
 #: what commandstats counts that no script runs: the scripts themselves, the worker's waits and the
 #: harness's own reads of the figures
-NOT_IN_SCRIPTS = ("evalsha", "eval", "blpop", "info", "config|set", "config|resetstat", "slowlog|reset")
+NOT_IN_SCRIPTS = (
+    "evalsha",
+    "eval",
+    "fcall",
+    "blpop",
+    "info",
+    "config|set",
+    "config|resetstat",
+    "slowlog|reset",
+)
 
 
 async def steady_scripts(system: System, stack: Stack, rate: float) -> SteadyScripts:
@@ -213,7 +225,7 @@ async def steady_scripts(system: System, stack: Stack, rate: float) -> SteadyScr
     scripts: dict[str, list[int]] = {}
     for entry in entries:
         command = entry[3]
-        if len(command) > 1 and bytes(command[0]).upper() in (b"EVALSHA", b"EVAL"):
+        if len(command) > 1 and bytes(command[0]).decode().upper().startswith(SCRIPT_CALLS):
             scripts.setdefault(_script_name(bytes(command[1]).decode()), []).append(int(entry[2]))
     # the harness's few reads (a ZCARD every 5 ms, the stamps' records) count here too: a fraction of a µs
     commands_us = sum(
@@ -229,14 +241,18 @@ async def steady_scripts(system: System, stack: Stack, rate: float) -> SteadyScr
     return SteadyScripts(len(jobs), shares, commands_us / n)
 
 
-def _script_name(sha: str) -> str:
-    """The name of the script with this SHA-1, when this checkout's engine names its scripts."""
+def _script_name(called: str) -> str:
+    """The name of the script with this SHA-1, or of the function with this name, when this checkout's
+    engine names its scripts."""
     try:
         from jobs.engine import lua  # an older checkout has no such module
     except ImportError:
-        return sha[:12]
+        return called[:12]
     names = {hashlib.sha1(source.encode()).hexdigest(): name for name, source in lua.SCRIPTS.items()}
-    return names.get(sha, sha[:12])
+    hot_path = getattr(lua, "HOT_PATH", None)  # an earlier checkout calls every script by SHA-1
+    if hot_path is not None:
+        names.update({function: name for name, function in hot_path.functions.items()})
+    return names.get(called, called[:12])
 
 
 def render_steady(steady: SteadyScripts, rate: float) -> str:

@@ -53,9 +53,13 @@ REDIS_DOWN_WHILE_WATCHING: tuple[type[BaseException], ...] = (*REDIS_DOWN, Watch
 #: failed save, a script running too long, too few replicas for ``min-replicas-to-write``, a blocking
 #: read let go because the server turned replica
 REFUSAL_CODES = frozenset({"MISCONF", "BUSY", "NOREPLICAS", "UNBLOCKED"})
+#: what a server answers a call of a function it has not loaded (jobs.engine.functions)
+FUNCTION_MISSING = "Function not found"
 #: refusals that carry no error code: ``WAIT`` sent to a server that turned replica (a READONLY by
-#: another name, as after a failover, when the write before it was read-only)
-REFUSAL_TEXTS = ("WAIT cannot be used with replica instances",)
+#: another name, as after a failover, when the write before it was read-only); a function of the
+#: engine's library called on a server that lost it between a load and the call (restarted twice over:
+#: the next try loads it again)
+REFUSAL_TEXTS = ("WAIT cannot be used with replica instances", FUNCTION_MISSING)
 #: how redis-py prefixes an error raised by a command inside a pipeline (the asyncio client quotes the
 #: reply as a tuple: ``...caused error: ('MISCONF ...',)``)
 PIPELINE_ERROR_PREFIX = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: \(?['\"]?", re.DOTALL)
@@ -65,14 +69,19 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (*REDIS_DOWN_WHILE_WATCHING, Res
 
 def redis_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says Redis cannot serve for now (see REDIS_DOWN), rather than that a command is
-    wrong. A server that lost its scripts (restarted, or a replica just promoted) between a pipeline's
-    check for them and the pipeline itself answers NOSCRIPT: the next try loads them."""
+    wrong. A server that lost its scripts or functions (restarted, or a replica just promoted) between
+    their load and a call answers NOSCRIPT, or that the function is missing: the next try loads them."""
     if isinstance(exc, (*REDIS_DOWN, NoScriptError)):
         return True
     if not isinstance(exc, ResponseError):
         return False
-    reply = PIPELINE_ERROR_PREFIX.sub("", str(exc), count=1)
+    reply = error_reply(exc)
     return reply.split(" ", 1)[0] in REFUSAL_CODES or reply.startswith(REFUSAL_TEXTS)
+
+
+def error_reply(exc: ResponseError) -> str:
+    """The server's error reply, without what redis-py adds in front of one raised from a pipeline."""
+    return PIPELINE_ERROR_PREFIX.sub("", str(exc), count=1)
 
 
 RECONNECT_MAX_DELAY_S = 5.0

@@ -21,12 +21,13 @@ from arq.jobs import serialize_job, serialize_result
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
+from redis.exceptions import ResponseError
 
 from jobs.definition import JobType
 from jobs.engine import keys
 from jobs.engine import lua as scripts
 from jobs.engine.codec import deserialize, serialize
+from jobs.engine.functions import LuaFunction, missing_function
 from jobs.engine.metrics import TallyBatch
 from jobs.engine.records import CANCELLED_ERROR_TYPE, attempts_started
 from jobs.engine.script_batches import ScriptBatcher
@@ -530,18 +531,18 @@ class JobQueues:
     def __init__(self, redis: Redis, *, acks: ReplicaAcks = NO_REPLICA_ACKS) -> None:
         self.redis = redis
         self.acks = acks
-        self._submit = redis.register_script(scripts.SUBMIT)
+        self._submit = LuaFunction(redis, scripts.HOT_PATH, "submit")
         self._submit_many = redis.register_script(scripts.SUBMIT_MANY)
         self._reserve_quota = redis.register_script(scripts.RESERVE_QUOTA)
         self._check_parents = redis.register_script(scripts.CHECK_PARENTS)
         self._schedule_tick = redis.register_script(scripts.SCHEDULE_TICK)
-        self._claim = redis.register_script(scripts.CLAIM)
+        self._claim = LuaFunction(redis, scripts.HOT_PATH, "claim")
         self._renew_leases = redis.register_script(scripts.RENEW_LEASES)
         self._readmit_parked = redis.register_script(scripts.READMIT_PARKED)
         #: a worker ends many attempts at once: their releases go to Redis together
-        self._release_claim = ScriptBatcher(redis, scripts.RELEASE_CLAIM)
+        self._release_claim = ScriptBatcher(LuaFunction(redis, scripts.HOT_PATH, "release_claim"))
         #: and so do their progress reports (jobs that started together report together)
-        self._report_progress = ScriptBatcher(redis, scripts.REPORT_PROGRESS)
+        self._report_progress = ScriptBatcher(LuaFunction(redis, scripts.HOT_PATH, "report_progress"))
         self._cancel_waiting = redis.register_script(scripts.CANCEL_WAITING)
         self._settle_dependents = redis.register_script(scripts.SETTLE_DEPENDENTS)
         self._add_tally = redis.register_script(scripts.ADD_TALLY)
@@ -566,8 +567,15 @@ class JobQueues:
         if not self.acks.replicas:  # one EVALSHA
             return decode_submit(await self._submit(keys=script_keys, args=args))
         async with self.redis.pipeline(transaction=False) as pipe:
-            await self._submit(keys=script_keys, args=args, client=pipe)
-            replies = await self._with_replica_acks(pipe)
+            self._submit.queue(pipe, script_keys, args)
+            try:
+                replies = await self._with_replica_acks(pipe)
+            except ResponseError as exc:
+                if not missing_function(exc):
+                    raise
+                await self._submit.load()  # nothing ran: the server lacked the library; send it again
+                self._submit.queue(pipe, script_keys, args)
+                replies = await self._with_replica_acks(pipe)
         return decode_submit(replies[0])
 
     async def reserve(self, calls: Sequence[EnqueueCall], quotas: Quotas) -> QuotaRefusal | None:
@@ -673,10 +681,9 @@ class JobQueues:
         )
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.blpop(wake_keys, timeout=timeout_s)  # type: ignore[arg-type]  # Redis 6+ takes decimals
-            # redis-py types every argument as str; it encodes numbers as they are
-            pipe.evalsha(self._claim.sha, 0, *typing.cast(Sequence[str], args))
+            self._claim.queue(pipe, args=args)
             token, raw = await pipe.execute(raise_on_error=False)
-        if isinstance(raw, NoScriptError):  # a server that lost its scripts (a restart, a failover)
+        if missing_function(raw):  # a server that lost the library (a restart without persistence)
             if isinstance(token, Exception):
                 raise token
             jobs, next_due = await self.claim(**request)

@@ -1,10 +1,10 @@
-"""Calls of one script that arrive together, sent to Redis together.
+"""Calls of one Redis function that arrive together, sent to Redis together.
 
-A worker ends many attempts at once when its jobs are short: each end is one script call, and sent one
-by one each costs a round trip, a socket write and a read. :class:`ScriptBatcher` queues the calls made
-in one turn of the event loop and sends them at the next as one pipeline of ``EVALSHA`` (no
-``SCRIPT EXISTS`` first: a server that lost its scripts, after a restart, answers ``NOSCRIPT`` and the
-script is loaded and those calls sent again). Each caller gets its own reply, or its own error: an
+A worker ends many attempts at once when its jobs are short: each end is one function call, and sent
+one by one each costs a round trip, a socket write and a read. :class:`ScriptBatcher` queues the calls
+made in one turn of the event loop and sends them at the next as one pipeline of ``FCALL`` (no check
+first: a server that lost the library, after a restart, answers that the function is missing, and the
+library is loaded and those calls sent again). Each caller gets its own reply, or its own error: an
 error of one call fails that call only; a connection that fails fails every call of the batch, which
 then retry as they would alone.
 """
@@ -12,22 +12,16 @@ then retry as they would alone.
 from __future__ import annotations
 
 import asyncio
-import typing
-from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
-
-Args = Sequence[str | bytes | int | float]
+from jobs.engine.functions import Args, LuaFunction, missing_function
 
 
 class ScriptBatcher:
-    """``await batcher.call(args)`` runs the script with ``args`` (no keys) in the next batch."""
+    """``await batcher.call(args)`` runs the function with ``args`` (no keys) in the next batch."""
 
-    def __init__(self, redis: Redis, script: str) -> None:
-        self.redis = redis
-        self.script = redis.register_script(script)
+    def __init__(self, function: LuaFunction) -> None:
+        self.function = function
         self._pending: list[tuple[Args, asyncio.Future[Any]]] = []
 
     async def call(self, args: Args) -> Any:
@@ -46,9 +40,9 @@ class ScriptBatcher:
     async def _send(self, batch: list[tuple[Args, asyncio.Future[Any]]]) -> None:
         try:
             replies = await self._execute([args for args, _ in batch])
-            if any(isinstance(reply, NoScriptError) for reply in replies):
-                await self.redis.script_load(self.script.script)
-                again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if any(missing_function(reply) for reply in replies):
+                await self.function.load()
+                again = [i for i, reply in enumerate(replies) if missing_function(reply)]
                 for i, reply in zip(again, await self._execute([batch[i][0] for i in again]), strict=True):
                     replies[i] = reply
         except BaseException as exc:
@@ -65,10 +59,9 @@ class ScriptBatcher:
                 future.set_result(reply)
 
     async def _execute(self, calls: list[Args]) -> list[Any]:
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self.function.redis.pipeline(transaction=False) as pipe:
             for args in calls:
-                # redis-py types every argument as str; it encodes bytes and numbers as they are
-                pipe.evalsha(self.script.sha, 0, *typing.cast(Sequence[str], args))
+                self.function.queue(pipe, args=args)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
 

@@ -39,7 +39,9 @@ async def test_a_batch_is_written_by_a_few_script_calls_not_one_per_job(
 ) -> None:
     async def script_calls() -> int:
         stats = await redis.info("commandstats")
-        return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval"))
+        return sum(
+            int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval", "fcall")
+        )
 
     warm = await http.post("/v1/jobs:batch", json={"jobs": [{"type": "diag.noop"}]})
     assert warm.status_code == 202  # scripts loaded, connections open

@@ -18,6 +18,7 @@ from arq import ArqRedis
 from redis.exceptions import ResponseError
 
 from jobs.engine import keys
+from jobs.engine.lua import HOT_PATH
 from jobs.engine.worker import JobsvcWorker
 from service.config import Settings
 from tests.conftest import make_worker
@@ -154,16 +155,16 @@ async def test_an_idle_worker_sends_no_claim_when_its_wait_runs_out(
         assert next(engine._claim_requests) == before + 1, "an idle wait sent a claim"
 
 
-async def test_a_claim_behind_a_wait_runs_on_a_server_that_lost_its_scripts(
+async def test_a_claim_behind_a_wait_runs_on_a_server_that_lost_the_library(
     http: httpx.AsyncClient, redis: ArqRedis, settings: Settings
 ) -> None:
-    """After a restart or a failover the server has no scripts: the claim is loaded and sent again, and
-    the job that ended the wait is still claimed by it."""
+    """After a restart without persistence the server has no functions: the library is loaded again and
+    the claim sent again, and the job that ended the wait is still claimed by it."""
     async with waiting_worker(settings, redis, worker_poll_delay_s=3.0) as engine:
         engine._claim_after_wait = True
         nothing_due(engine)
         job = await submit(http, "diag.noop", {})  # its wake-up token waits in the list
-        await redis.script_flush()
+        await redis.function_delete(HOT_PATH.name)
         await engine._wait_for_work()
         assert job["id"] in engine.tasks
         await wait_for_status(http, job["id"], "succeeded", timeout_s=5)

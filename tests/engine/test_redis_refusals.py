@@ -8,10 +8,16 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio
+from arq import ArqRedis
+from redis.exceptions import ResponseError
 
+from jobs.engine.connection import redis_unavailable, until_redis_answers
+from jobs.engine.functions import LuaFunction
+from jobs.engine.lua import HOT_PATH
 from service.api.app import create_app
 from service.config import Settings
 from service.devtools.embedded import EmbeddedRedis
@@ -153,3 +159,30 @@ async def test_progress_reported_while_a_script_keeps_redis_busy_is_dropped_and_
 
         done = await wait_for_status(http, job["id"], "succeeded", timeout_s=15)
         assert (done["attempts"], done["result"]) == (1, {"slept_s": 2})
+
+
+async def test_a_library_lost_between_its_load_and_a_call_is_waited_out_not_a_failure(
+    redis: ArqRedis,
+) -> None:
+    """A server restarted twice over can lose the engine's functions again after a caller loaded them:
+    a batch's resend then fails as Redis unavailable, and the next try (until_redis_answers) loads them."""
+    function = LuaFunction(redis, HOT_PATH, "report_progress")
+    await function.load()
+    args = ["no-such-job", "{}", "token"]
+    tries: list[object] = []
+
+    async def report() -> Any:
+        if not tries:  # the library goes just before this try's pipeline, as a batch resend meets it
+            await redis.function_delete(HOT_PATH.name)
+            async with redis.pipeline(transaction=False) as pipe:
+                function.queue(pipe, args=args)
+                (reply,) = await pipe.execute(raise_on_error=False)
+            tries.append(reply)
+            raise reply
+        tries.append("loaded")
+        return await function(args=args)
+
+    assert await until_redis_answers(report, "reporting progress") == 0
+    assert isinstance(tries[0], ResponseError)
+    assert redis_unavailable(tries[0])
+    assert tries[1:] == ["loaded"]

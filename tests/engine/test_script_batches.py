@@ -1,4 +1,4 @@
-"""Script calls made together go to Redis together, and each caller still gets its own reply or error."""
+"""Function calls made together go to Redis together, and each caller still gets its own reply or error."""
 
 from __future__ import annotations
 
@@ -10,9 +10,25 @@ from arq import ArqRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from jobs.engine.functions import LuaFunction
+from jobs.engine.lua.loader import FunctionLibrary
 from jobs.engine.script_batches import ScriptBatcher
 
-ECHO = "if ARGV[1] == 'fail' then return redis.error_reply('refused ' .. ARGV[2]) end return ARGV[1]"
+ECHO = FunctionLibrary(
+    name="jobsvc_test_echo",
+    text=(
+        "#!lua name=jobsvc_test_echo\n"
+        "redis.register_function('jobsvc_test_echo', function(_, ARGV)\n"
+        "  if ARGV[1] == 'fail' then return redis.error_reply('refused ' .. ARGV[2]) end\n"
+        "  return ARGV[1]\n"
+        "end)\n"
+    ),
+    functions={"echo": "jobsvc_test_echo"},
+)
+
+
+def echo_batcher(redis: ArqRedis) -> ScriptBatcher:
+    return ScriptBatcher(LuaFunction(redis, ECHO, "echo"))
 
 
 class CountedPipelines:
@@ -30,8 +46,8 @@ class CountedPipelines:
 
 
 async def test_calls_made_together_share_one_round_trip_and_get_their_own_replies(redis: ArqRedis) -> None:
-    batcher = ScriptBatcher(redis, ECHO)
-    await batcher.call(["loads the script"])
+    batcher = echo_batcher(redis)
+    await batcher.call(["loads the library"])
     counted = CountedPipelines(batcher)
     replies = await asyncio.gather(*(batcher.call([f"call-{i}"]) for i in range(50)))
     assert replies == [f"call-{i}".encode() for i in range(50)]
@@ -39,12 +55,12 @@ async def test_calls_made_together_share_one_round_trip_and_get_their_own_replie
 
 
 async def test_a_call_alone_is_sent_at_once(redis: ArqRedis) -> None:
-    batcher = ScriptBatcher(redis, ECHO)
+    batcher = echo_batcher(redis)
     assert await asyncio.wait_for(batcher.call(["alone"]), timeout=1) == b"alone"
 
 
 async def test_an_error_fails_its_own_call_only(redis: ArqRedis) -> None:
-    batcher = ScriptBatcher(redis, ECHO)
+    batcher = echo_batcher(redis)
     results = await asyncio.gather(
         batcher.call(["ok-1"]), batcher.call(["fail", "this"]), batcher.call(["ok-2"]), return_exceptions=True
     )
@@ -53,17 +69,17 @@ async def test_an_error_fails_its_own_call_only(redis: ArqRedis) -> None:
     assert "refused this" in str(results[1])
 
 
-async def test_a_server_that_lost_its_scripts_gets_the_script_again(redis: ArqRedis) -> None:
-    batcher = ScriptBatcher(redis, ECHO)
+async def test_a_server_that_lost_the_library_gets_it_again(redis: ArqRedis) -> None:
+    batcher = echo_batcher(redis)
     assert await batcher.call(["first"]) == b"first"
-    await redis.script_flush()  # as after a restart
+    await redis.function_delete(ECHO.name)  # as after a restart without persistence
     counted = CountedPipelines(batcher)
     assert await asyncio.gather(batcher.call(["a"]), batcher.call(["b"])) == [b"a", b"b"]
-    assert counted.sent == 2  # refused with NOSCRIPT, then sent again once the script is loaded
+    assert counted.sent == 2  # refused (no such function), then sent again once the library is loaded
 
 
 async def test_a_lost_connection_fails_every_call_of_its_batch(redis: ArqRedis) -> None:
-    batcher = ScriptBatcher(ArqRedis.from_url("redis://127.0.0.1:1"), ECHO)  # nothing listens there
+    batcher = echo_batcher(ArqRedis.from_url("redis://127.0.0.1:1"))  # nothing listens there
     results = await asyncio.gather(batcher.call(["a"]), batcher.call(["b"]), return_exceptions=True)
     assert all(isinstance(result, RedisConnectionError) for result in results), results
     with pytest.raises(RedisConnectionError):

@@ -1,12 +1,12 @@
 """``python -m jobs.engine.lua --dump DIR``: write each assembled script to ``DIR/<name>.lua``, as Redis
-runs it, for luacheck (``.ci/run``)."""
+runs it, and the function library to ``DIR/<library name>.lua``, for luacheck (``.ci/run``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from jobs.engine.lua import SCRIPTS
+from jobs.engine.lua import HOT_PATH, SCRIPTS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,7 +16,10 @@ def main(argv: list[str] | None = None) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, script in SCRIPTS.items():
         (directory / f"{name}.lua").write_text(script, encoding="utf-8")
-    print(f"{len(SCRIPTS)} scripts written to {directory}")
+    # the first line, ``#!lua name=...``, is Redis's, not Lua's
+    library = HOT_PATH.text.split("\n", 1)[1]
+    (directory / f"{HOT_PATH.name}.lua").write_text(library, encoding="utf-8")
+    print(f"{len(SCRIPTS)} scripts and the {HOT_PATH.name} library written to {directory}")
 
 
 if __name__ == "__main__":

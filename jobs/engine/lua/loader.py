@@ -15,8 +15,10 @@ include, an include cycle, an unknown placeholder, a value that would not fit in
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 
 #: an include line, and the form its rest must have: ``--- @include "name"``
@@ -24,6 +26,7 @@ INCLUDE = re.compile(r"^--- @include\b(.*)$\n?", re.MULTILINE)
 INCLUDE_NAME = re.compile(r'^ "([a-z0-9_]+)"[ \t]*$')
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 BLANK_LINES = re.compile(r"\n{3,}")
+LINE_COMMENT = re.compile(r"--[^\n]*")
 INCLUDES_DIR = "includes"
 SUFFIX = ".lua"
 #: what a placeholder's value may hold: it is written inside a single-quoted Lua string, or as a number
@@ -32,6 +35,20 @@ SAFE_VALUE = re.compile(r"^[A-Za-z0-9_:.\-]*$")
 
 class ScriptAssemblyError(ValueError):
     """A script that cannot be assembled: a missing include, an include cycle, an unknown placeholder."""
+
+
+@dataclass(frozen=True)
+class FunctionLibrary:
+    """Scripts as one Redis function library (``FUNCTION LOAD``, Redis 7+): the helpers they include are
+    defined once, when the library loads, where a script run by ``EVALSHA`` defines every helper again
+    at each call. Its name and its functions' names end in a digest of its text, so that two versions
+    of jobsvc sharing a server (a rolling deploy) each call their own."""
+
+    name: str
+    #: the library's source, as ``FUNCTION LOAD`` takes it
+    text: str
+    #: script name -> its function's name
+    functions: Mapping[str, str]
 
 
 class ScriptLoader:
@@ -56,6 +73,37 @@ class ScriptLoader:
     def script(self, name: str) -> str:
         """The script ``<name>.lua`` with its includes resolved and its placeholders filled."""
         return self._expand(name + SUFFIX, set(), ()).strip("\n") + "\n"
+
+    def library(self, prefix: str, names: Sequence[str]) -> FunctionLibrary:
+        """The scripts ``names`` as one function library: every include they need once, at the top, then
+        each script's own lines as the body of a function taking ``KEYS`` and ``ARGV``, as it would run
+        by ``EVALSHA``."""
+        included: set[str] = set()
+        helpers: list[str] = []
+        bodies: dict[str, str] = {}
+        for name in names:
+            path = name + SUFFIX
+            source = self._fill(path, self._read(path))
+            for rest in INCLUDE.findall(source):
+                wanted = INCLUDE_NAME.match(rest)
+                if wanted is None:
+                    raise ScriptAssemblyError(f'{path}: an include reads --- @include "name", not {rest}')
+                include = wanted.group(1)
+                if include not in included:
+                    include_path = f"{INCLUDES_DIR}/{include}{SUFFIX}"
+                    helpers.append(
+                        self._expand(include_path, included, (include,), needed_by=path).strip("\n")
+                    )
+                    included.add(include)
+            bodies[name] = BLANK_LINES.sub("\n\n", INCLUDE.sub("", source)).strip("\n")
+        digest = hashlib.sha1("\n".join([*helpers, *bodies.values()]).encode()).hexdigest()[:12]
+        functions = {name: f"{prefix}_{name}_{digest}" for name in names}
+        registered = [
+            f"redis.register_function('{functions[name]}', function({_parameters(body)})\n{body}\nend)"
+            for name, body in bodies.items()
+        ]
+        text = "\n\n".join([f"#!lua name={prefix}_{digest}", *helpers, *registered]) + "\n"
+        return FunctionLibrary(f"{prefix}_{digest}", text, functions)
 
     def _expand(self, path: str, included: set[str], chain: tuple[str, ...], needed_by: str = "") -> str:
         """The file at ``path``, filled, with its first include line replaced by the includes not yet
@@ -108,3 +156,9 @@ class ScriptLoader:
                 raise ScriptAssemblyError(f"no Lua file {path}{where}")
             self._sources[path] = entry.read_text(encoding="utf-8")
         return self._sources[path]
+
+
+def _parameters(body: str) -> str:
+    """A function's parameters as its script's body uses them: ``KEYS`` and ``ARGV``, ``_`` for unused."""
+    code = LINE_COMMENT.sub("", body)
+    return ", ".join(name if re.search(rf"\b{name}\b", code) else "_" for name in ("KEYS", "ARGV"))

@@ -6,9 +6,11 @@ from __future__ import annotations
 import fnmatch
 import re
 import tomllib
+import typing
 from pathlib import Path
 
 import pytest
+from arq import ArqRedis
 
 from jobs.engine import lua
 from jobs.engine.lua.__main__ import main as dump
@@ -141,9 +143,69 @@ def test_no_python_module_holds_lua() -> None:
     assert holding == []
 
 
-def test_dump_writes_each_assembled_script_for_luacheck(
+def test_dump_writes_each_assembled_script_and_the_library_for_luacheck(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dump(["--dump", str(tmp_path / "out")])
-    assert {path.stem: path.read_text() for path in (tmp_path / "out").glob("*.lua")} == dict(lua.SCRIPTS)
-    assert f"{len(lua.SCRIPTS)} scripts written" in capsys.readouterr().out
+    written = {path.stem: path.read_text() for path in (tmp_path / "out").glob("*.lua")}
+    library = written.pop(lua.HOT_PATH.name)
+    assert written == dict(lua.SCRIPTS)
+    assert f"#!lua name={lua.HOT_PATH.name}\n{library}" == lua.HOT_PATH.text  # less Redis's first line
+    assert (
+        f"{len(lua.SCRIPTS)} scripts and the {lua.HOT_PATH.name} library written" in capsys.readouterr().out
+    )
+
+
+def test_a_library_defines_each_include_once_and_each_script_as_a_function(tmp_path: Path) -> None:
+    root = tree(
+        tmp_path,
+        {
+            "one.lua": '-- one\n--- @include "a"\nreturn a(KEYS[1])\n',
+            "two.lua": '-- two: no KEYS\n--- @include "a"\n--- @include "b"\nreturn b(ARGV[1])\n',
+            "includes/a.lua": '--- @include "base"\nlocal function a(x) return base .. x end\n',
+            "includes/b.lua": "local function b(x) return x end\n",
+            "includes/base.lua": "local base = '${ONE}'\n",
+        },
+    )
+    library = ScriptLoader(root, {"ONE": 1}).library("test", ["one", "two"])
+    digest = library.name.removeprefix("test_")
+    assert re.fullmatch(r"[0-9a-f]{12}", digest)
+    assert library.functions == {"one": f"test_one_{digest}", "two": f"test_two_{digest}"}
+    assert library.text == (
+        f"#!lua name=test_{digest}\n\n"
+        "local base = '1'\n\n"
+        "local function a(x) return base .. x end\n\n"
+        "local function b(x) return x end\n\n"
+        f"redis.register_function('test_one_{digest}', function(KEYS, _)\n-- one\nreturn a(KEYS[1])\nend)\n\n"
+        f"redis.register_function('test_two_{digest}', function(_, ARGV)\n"
+        "-- two: no KEYS\nreturn b(ARGV[1])\nend)\n"
+    )
+
+
+def test_a_changed_script_makes_a_library_of_another_name(tmp_path: Path) -> None:
+    """Two versions sharing a server during a rolling deploy each call their own functions."""
+    root = tree(tmp_path, {"one.lua": "return 1\n"})
+    before = ScriptLoader(root, {}).library("test", ["one"])
+    (root / "one.lua").write_text("return 2\n")
+    after = ScriptLoader(root, {}).library("test", ["one"])
+    assert before.name != after.name
+    assert before.functions["one"] != after.functions["one"]
+
+
+async def test_the_hot_path_library_answers_as_its_scripts_do(redis: ArqRedis) -> None:
+    """Each function runs its script's own lines: a claim of an empty queue, once by EVAL of the script
+    and once by FCALL of the library's function, answers alike."""
+    await redis.function_load(lua.HOT_PATH.text, replace=True)
+    listed = await redis.function_list(library=lua.HOT_PATH.name)
+    names = {function[1].decode() for entry in listed for function in _functions(entry)}
+    assert names == set(lua.HOT_PATH.functions.values())
+    args = [10_000, 5, "{}", "", "default", 1, 0]
+    by_script = await redis.eval(lua.SCRIPTS["claim"], 0, *args)
+    by_function = await redis.fcall(lua.HOT_PATH.functions["claim"], 0, *args)
+    assert by_function == by_script
+
+
+def _functions(entry: list[object]) -> list[list[object]]:
+    """The ``functions`` field of one library in ``FUNCTION LIST``'s flat reply."""
+    fields = dict(zip(entry[::2], entry[1::2], strict=True))
+    return typing.cast(list[list[object]], fields[b"functions"])
