@@ -27,6 +27,9 @@ Args = Sequence[str | bytes | int | float]
 class ServerTooOld(RuntimeError):
     """The server has no functions: jobsvc needs Redis 7.0 or later, or Valkey."""
 
+    def __init__(self) -> None:
+        super().__init__("jobsvc needs Redis 7.0 or later, or Valkey: this server has no functions")
+
 
 def missing_function(reply: object) -> bool:
     """Whether a reply (or an error raised, from a pipeline too) says the called function is not loaded."""
@@ -45,9 +48,7 @@ async def load_library(redis: Redis, library: FunctionLibrary) -> None:
         if "already exists" in str(exc):
             return
         if _too_old(exc):
-            raise ServerTooOld(
-                "jobsvc needs Redis 7.0 or later, or Valkey: this server has no functions"
-            ) from exc
+            raise ServerTooOld from exc
         raise
 
 
@@ -66,9 +67,7 @@ class LuaFunction:
             return await self._fcall(keys, args)
         except ResponseError as exc:
             if _too_old(exc):
-                raise ServerTooOld(
-                    "jobsvc needs Redis 7.0 or later, or Valkey: this server has no FCALL"
-                ) from exc
+                raise ServerTooOld from exc
             if not missing_function(exc):
                 raise
         await self.load()

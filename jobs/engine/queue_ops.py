@@ -564,7 +564,7 @@ class JobQueues:
             call.packed,
             runs_again,
         ]
-        if not self.acks.replicas:  # one EVALSHA
+        if not self.acks.replicas:  # one FCALL
             return decode_submit(await self._submit(keys=script_keys, args=args))
         async with self.redis.pipeline(transaction=False) as pipe:
             self._submit.queue(pipe, script_keys, args)

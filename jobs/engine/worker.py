@@ -7,9 +7,10 @@ everything that relies on ARQ's internals), so operators start workers exactly a
 still get:
 
 - **Queues without polling.** Instead of reading ARQ's queue every ``poll_delay``, the worker claims
-  ready jobs with one script (``jobs.engine.lua.CLAIM``: priorities, weights between queues, rate and
-  concurrency limits) and, when there is nothing to take, blocks on a wake-up list that every enqueue
-  pushes to, so a job starts as soon as it arrives; it wakes by itself when a deferred job falls due.
+  ready jobs with one script (``claim.lua``, run as a function of ``jobs.engine.lua.HOT_PATH``:
+  priorities, weights between queues, rate and concurrency limits) and, when there is nothing to
+  take, blocks on a wake-up list that every enqueue pushes to, so a job starts as soon as it arrives;
+  it wakes by itself when a deferred job falls due.
 - **Leases.** ARQ's in-progress lock lives the longest timeout + 10 s, so a killed worker's job waits
   that long (hours, for long jobs). Here the lock is a lease of ``lease_s`` that the worker renews
   at least four times per lease while the job runs: when a worker dies, its jobs run again about

@@ -113,17 +113,14 @@ HOT_PATH: Final[FunctionLibrary] = _LOADER.library(
     "jobsvc", ("submit", "claim", "release_claim", "report_progress")
 )
 
-SUBMIT: Final = SCRIPTS["submit"]
 SUBMIT_MANY: Final = SCRIPTS["submit_many"]
 RESERVE_QUOTA: Final = SCRIPTS["reserve_quota"]
 READ_KEPT: Final = SCRIPTS["read_kept"]
 ADD_TALLY: Final = SCRIPTS["add_tally"]
 CHECK_PARENTS: Final = SCRIPTS["check_parents"]
 SCHEDULE_TICK: Final = SCRIPTS["schedule_tick"]
-CLAIM: Final = SCRIPTS["claim"]
 RENEW_LEASES: Final = SCRIPTS["renew_leases"]
 READMIT_PARKED: Final = SCRIPTS["readmit_parked"]
-RELEASE_CLAIM: Final = SCRIPTS["release_claim"]
 CANCEL_WAITING: Final = SCRIPTS["cancel_waiting"]
 PURGE_JOB: Final = SCRIPTS["purge_job"]
 UPDATE_META: Final = SCRIPTS["update_meta"]
