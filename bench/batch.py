@@ -18,7 +18,7 @@ import time
 import redis.asyncio
 
 from bench.in_process import bench_settings, in_process_api
-from bench.measure import run_against_server
+from bench.measure import SCRIPT_CALLS, run_against_server
 from jobs.engine import keys
 
 ADMIN_KEY = "bench-batch-admin-key-" + "k" * 32
@@ -51,8 +51,7 @@ async def script_seconds(client: redis.asyncio.Redis) -> float:
     """The server's time in scripts and functions since its start (``INFO commandstats``: their own
     commands included)."""
     stats = await client.info("commandstats")
-    calls = ("evalsha", "eval", "fcall")
-    return sum(float(stats.get(f"cmdstat_{name}", {}).get("usec", 0)) for name in calls) / 1e6
+    return sum(float(stats.get(f"cmdstat_{name}", {}).get("usec", 0)) for name in SCRIPT_CALLS) / 1e6
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 #: commands the suite itself sends to read and reset the counters; left out of every count
 HARNESS_COMMANDS = frozenset({"info", "config|resetstat", "config", "flushall", "client|setname"})
+#: the commands that run a script: by its text, by its SHA-1, or as a function of a loaded library
+SCRIPT_CALLS = frozenset({"eval", "evalsha", "fcall"})
 
 
 T = TypeVar("T")

@@ -44,13 +44,11 @@ from typing import Any
 
 import redis.asyncio
 
-from bench.measure import CountingRedis, Stack
+from bench.measure import SCRIPT_CALLS, CountingRedis, Stack
 from bench.peers import load
 from bench.peers.base import System
 from bench.suite import Options, connected, steady_pickup, until_done
 
-#: how a script call starts: by SHA-1 (``EVALSHA``), or as a function of a library (``FCALL``)
-SCRIPT_CALLS = ("EVALSHA", "FCALL")
 STAGES = ("enqueue", "wake", "claim to start", "run and release", "pickup (enqueue to start)")
 
 
@@ -70,7 +68,7 @@ async def monitor(url: str, calls: list[ScriptCall], ready: asyncio.Event) -> No
             ready.set()
             while True:
                 entry: dict[str, Any] = await feed.next_command()
-                if entry.get("client_type") == "lua" or not entry["command"].upper().startswith(SCRIPT_CALLS):
+                if entry.get("client_type") == "lua" or not _runs_a_script(entry["command"].split(" ", 1)[0]):
                     continue
                 calls.append(
                     ScriptCall(
@@ -130,7 +128,7 @@ async def script_times(counter: CountingRedis, jobs: Sequence[str]) -> dict[str,
     calls = []
     for entry in reversed(entries):  # oldest first
         args = [arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg) for arg in entry[3]]
-        if args and args[0].upper().startswith(SCRIPT_CALLS):
+        if args and _runs_a_script(args[0]):
             client = entry[4].decode() if isinstance(entry[4], bytes) else str(entry[4])
             calls.append((client, " ".join(args), int(entry[2])))
     times: dict[str, list[float]] = {"submit": [], "claim": [], "release": []}
@@ -194,16 +192,7 @@ class SteadyScripts:
 
 #: what commandstats counts that no script runs: the scripts themselves, the worker's waits and the
 #: harness's own reads of the figures
-NOT_IN_SCRIPTS = (
-    "evalsha",
-    "eval",
-    "fcall",
-    "blpop",
-    "info",
-    "config|set",
-    "config|resetstat",
-    "slowlog|reset",
-)
+NOT_IN_SCRIPTS = SCRIPT_CALLS | {"blpop", "info", "config|set", "config|resetstat", "slowlog|reset"}
 
 
 async def steady_scripts(system: System, stack: Stack, rate: float) -> SteadyScripts:
@@ -225,7 +214,7 @@ async def steady_scripts(system: System, stack: Stack, rate: float) -> SteadyScr
     scripts: dict[str, list[int]] = {}
     for entry in entries:
         command = entry[3]
-        if len(command) > 1 and bytes(command[0]).decode().upper().startswith(SCRIPT_CALLS):
+        if len(command) > 1 and _runs_a_script(bytes(command[0]).decode()):
             scripts.setdefault(_script_name(bytes(command[1]).decode()), []).append(int(entry[2]))
     # the harness's few reads (a ZCARD every 5 ms, the stamps' records) count here too: a fraction of a µs
     commands_us = sum(
@@ -239,6 +228,10 @@ async def steady_scripts(system: System, stack: Stack, rate: float) -> SteadyScr
         for name, values in sorted(scripts.items(), key=lambda item: -sum(item[1]))
     ]
     return SteadyScripts(len(jobs), shares, commands_us / n)
+
+
+def _runs_a_script(command: str) -> bool:
+    return command.lower() in SCRIPT_CALLS
 
 
 def _script_name(called: str) -> str:

@@ -9,11 +9,11 @@ from ``jobs.engine.keys``, so key names still live in one place. ``python -m job
 writes the assembled scripts, for luacheck. Their replies are decoded in ``jobs.engine.queue_ops``.
 
 The scripts every job runs (its submit, its claim, its release, its progress reports) also form a
-function library,
-:data:`HOT_PATH`, which the engine calls with ``FCALL`` (``jobs.engine.functions``): a script run by
-``EVALSHA`` defines each of its few dozen helpers again at every call, a library defines them once
-when it loads, and that is a tenth of those scripts' time on the server (docs/BENCHMARKS.md). The
-other scripts run rarely and stay ``EVALSHA``; their tests and these functions' run the same Lua.
+function library, :data:`HOT_PATH`, which the engine calls with ``FCALL`` (``jobs.engine.functions``):
+a script run by ``EVALSHA`` defines each of its few dozen helpers again at every call, a library
+defines them once when it loads, and that is about a tenth of those scripts' time on the server
+(docs/BENCHMARKS.md). The other scripts run rarely and stay ``EVALSHA``; their tests and these
+functions run the same Lua.
 
 How a job moves (``q`` is its queue)::
 
