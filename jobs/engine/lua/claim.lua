@@ -158,10 +158,13 @@ local leased = {}
 -- many ready jobs each tenant has fewer there (fair_tag.lua)
 local clocks, gone = {}, {}
 local emptied = {}  -- the queues whose ready jobs this claim took to the last
-local function claim_from(q, quota)
+-- Take up to ``quota`` ready jobs from queue ``q``, starting with ``popped`` ({id, score}, taken out of
+-- its ready set already), then the next in line; a job looked at but not taken (locked, held back by
+-- a limit, or gone) does not count.
+local function claim_from(q, quota, popped)
   local taken, looked = 0, 0
   while taken < quota and looked < quota * 4 + 16 do
-    local popped = redis.call('ZPOPMIN', ready_key(q))
+    if looked > 0 then popped = redis.call('ZPOPMIN', ready_key(q)) end
     if #popped == 0 then
       emptied[q] = true
       break
@@ -224,17 +227,36 @@ local has_work = {}
 for i = 1, #queues do has_work[i] = not paused[i] end
 local left = free
 while left > 0 do
-  local best, sum = nil, 0
+  -- every queue that may have work earns its weight; the richest with a ready job pays their sum for
+  -- the slot. One ZMPOP tries them richest first (ties: in ARGV's order) and takes the first job found,
+  -- as trying each in turn would: a queue found empty gives back what it earned and is done.
+  local order, sum = {}, 0
   for i = 1, #queues do
     if has_work[i] then
       credits[i] = credits[i] + weights[i]
       sum = sum + weights[i]
-      if best == nil or credits[i] > credits[best] then best = i end
+      table.insert(order, i)
     end
+  end
+  if #order == 0 then break end
+  table.sort(order, function(a, b) return credits[a] > credits[b] or (credits[a] == credits[b] and a < b) end)
+  local ready = {#order}  -- ZMPOP's arguments: numkeys, the keys, MIN
+  for n, i in ipairs(order) do ready[n + 1] = ready_key(queues[i]) end
+  table.insert(ready, 'MIN')
+  local found = redis.call('ZMPOP', unpack(ready))
+  local best = nil
+  for n, i in ipairs(order) do
+    if found and ready[n + 1] == found[1] then
+      best = i
+      break
+    end
+    has_work[i], emptied[queues[i]] = false, true
+    credits[i] = credits[i] - weights[i]
+    sum = sum - weights[i]
   end
   if best == nil then break end
   credits[best] = credits[best] - sum
-  if claim_from(queues[best], 1) == 1 then
+  if claim_from(queues[best], 1, found[2][1]) == 1 then
     left = left - 1
   else
     has_work[best] = false  -- its turn was not used: give back what this round credited
