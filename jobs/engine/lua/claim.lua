@@ -178,26 +178,30 @@ local function claim_from(q, quota, popped)
     local ready = q .. ' ' .. (m[4] or '${DEFAULT_TENANT}') .. '|' .. (9 - band)
     gone[ready] = (gone[ready] or 0) + 1
     local score = redis.call('ZSCORE', arq_queue_key(q), id)
-    if score and redis.call('EXISTS', in_progress_key(id)) == 1 then
-      -- someone holds its lock: leave it to the lease (tracked, so that a lapse brings it back)
-      if not redis.call('ZSCORE', running_key(q), id) then track_lock(q, id) end
-    elseif score then
-      local verdict, slot = admit(q, id, m[1], m[2], tonumber(m[3]) or 5)
+    if score then
+      -- its attempt (counted now, in the job's meta: a claim whose worker never hears back is a lost
+      -- attempt). A job an earlier version started (``started_at``, no ``tries``) has its count in
+      -- ARQ's own counter (``arq:retry:<id>``), read once, then left to expire or go with the job's end;
+      -- a job never started has none to read.
+      local tries = tonumber(m[5])
+      if not tries then tries = m[6] and tonumber(redis.call('GET', retry_key(id)) or '0') or 0 end
+      tries = tries + 1
+      -- the request's id is unique and the job's attempt grows with each claim of it, so no two claims
+      -- of a job share a token; a request without an id takes the next of a counter
+      local token = ARGV[4] .. '#' .. tries
+      if ARGV[4] == '' then token = fmt(redis.call('INCR', '${LEASE_SEQUENCE}')) end
+      -- the lock, taken only if nobody holds it; a job its limits hold back gives it up again
+      local verdict, slot = 'held', ''
+      if redis.call('SET', in_progress_key(id), token, 'PX', lease, 'NX') then
+        verdict, slot = admit(q, id, m[1], m[2], tonumber(m[3]) or 5)
+        if verdict ~= 'go' then redis.call('DEL', in_progress_key(id)) end
+      elseif not redis.call('ZSCORE', running_key(q), id) then
+        track_lock(q, id)  -- someone holds its lock: left to the lease, tracked so a lapse brings it back
+      end
       if verdict == 'go' then
-        -- what ARQ's run_job reads in its first round trip, read here instead: the job, its attempt
-        -- (counted now, in the job's meta: a claim whose worker never hears back is a lost attempt),
-        -- whether it was aborted. A job an earlier version started (``started_at``, no ``tries``) has its
-        -- count in ARQ's own counter (``arq:retry:<id>``), read once, then left to expire or go with the
-        -- job's end; a job never started has none to read.
+        -- what ARQ's run_job reads in its first round trip, read here instead: the job, its attempt,
+        -- whether it was aborted
         local record = redis.call('GET', job_key(id))
-        local tries = tonumber(m[5])
-        if not tries then tries = m[6] and tonumber(redis.call('GET', retry_key(id)) or '0') or 0 end
-        tries = tries + 1
-        -- the request's id is unique and the job's attempt grows with each claim of it, so no two claims
-        -- of a job share a token; a request without an id takes the next of a counter
-        local token = ARGV[4] .. '#' .. tries
-        if ARGV[4] == '' then token = fmt(redis.call('INCR', '${LEASE_SEQUENCE}')) end
-        redis.call('SET', in_progress_key(id), token, 'PX', lease)
         leased[q] = leased[q] or {}
         table.insert(leased[q], id)
         new_leases[q] = now + lease

@@ -152,6 +152,8 @@ async def test_claim_leaves_a_ready_job_whose_lock_someone_holds(queues: JobQueu
     await redis.set(keys.arq_in_progress("j1"), "1", px=60_000)
     assert await claim_all(queues) == []
     assert await redis.zscore(keys.running(Q), "j1") is not None  # tracked, so a lapse brings it back
+    assert await redis.get(keys.arq_in_progress("j1")) == b"1"  # its holder's lock, untouched
+    assert await redis.hget(keys.job_meta("j1"), "tries") is None  # no attempt spent
 
 
 async def test_claim_drops_a_ready_job_that_left_arqs_queue(queues: JobQueues, redis: ArqRedis) -> None:
@@ -172,6 +174,7 @@ async def test_claim_skips_a_job_over_its_concurrency_limit(queues: JobQueues, r
     }
     assert await redis.lrange(f"{keys.LIMIT_PREFIX}diag.noop:acme:parked", 0, -1) == [b"second"]
     assert await redis.hget(keys.job_meta("second"), "tries") is None  # no attempt spent
+    assert await redis.exists(keys.arq_in_progress("second")) == 0  # parked, it holds no lock
 
 
 async def test_claim_defers_a_job_over_its_rate_limit_until_the_rate_allows(
@@ -187,6 +190,7 @@ async def test_claim_defers_a_job_over_its_rate_limit_until_the_rate_allows(
     assert before + 60_000 <= due <= now_ms() + 60_000
     assert await redis.zscore(keys.deferred(Q), "second") == due * 10 + 4
     assert await redis.hget(keys.job_meta("second"), "tries") is None  # no attempt spent
+    assert await redis.exists(keys.arq_in_progress("second")) == 0  # deferred, it holds no lock
 
 
 async def test_claim_shares_the_free_slots_between_queues_by_weight(queues: JobQueues) -> None:
