@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -142,3 +144,23 @@ def client_with_key(app: Any, key: str) -> httpx.AsyncClient:
         base_url="http://jobsvc.test",
         headers={"Authorization": f"Bearer {key}"},
     )
+
+
+@dataclass(frozen=True)
+class Sse:
+    id: str | None
+    event: str
+    data: dict[str, Any]
+
+
+async def read_sse(response: httpx.Response) -> AsyncIterator[Sse]:
+    """The events of a text/event-stream as they arrive (comments and keep-alives left out)."""
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if "data" in fields:
+                yield Sse(fields.get("id"), fields.get("event", "message"), json.loads(fields["data"]))
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")

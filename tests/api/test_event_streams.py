@@ -8,7 +8,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,27 +16,7 @@ from arq import ArqRedis
 
 from jobs.engine import keys
 from tests.conftest import ADMIN_KEY, auth
-from tests.helpers import submit
-
-
-@dataclass(frozen=True)
-class Sse:
-    id: str | None
-    event: str
-    data: dict[str, Any]
-
-
-async def read_sse(response: httpx.Response) -> AsyncIterator[Sse]:
-    """The events of a text/event-stream as they arrive (comments and keep-alives left out)."""
-    fields: dict[str, str] = {}
-    async for line in response.aiter_lines():
-        if line == "":
-            if "data" in fields:
-                yield Sse(fields.get("id"), fields.get("event", "message"), json.loads(fields["data"]))
-            fields = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
+from tests.helpers import Sse, read_sse, submit
 
 
 async def collect(

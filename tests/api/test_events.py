@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import httpx
 
-from tests.conftest import auth
-from tests.helpers import submit
+from tests.conftest import ADMIN_KEY, auth
+from tests.helpers import read_sse, submit
 
 
 def parse_events(text: str) -> list[tuple[str, Any]]:
@@ -22,23 +23,24 @@ def parse_events(text: str) -> list[tuple[str, Any]]:
 
 
 async def test_the_stream_shows_each_status_and_the_progress_then_ends(
-    http: httpx.AsyncClient, background_worker: Any
+    api_url: str, background_worker: Any
 ) -> None:
-    job = await submit(http, "diag.sleep", {"seconds": 2.2})
-    async with background_worker():
-        response = await http.get(f"/v1/jobs/{job['id']}/events", timeout=30)
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/event-stream")
-    events = parse_events(response.text)
-    statuses = [data["status"] for event, data in events if event == "status"]
+    async with httpx.AsyncClient(base_url=api_url, headers=auth(ADMIN_KEY), timeout=30) as client:
+        job = await submit(client, "diag.sleep", {"seconds": 2.2})
+        async with asyncio.timeout(30), client.stream("GET", f"/v1/jobs/{job['id']}/events") as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            stream = read_sse(response)
+            events = [await anext(stream)]  # the job as the stream opens it, before any worker runs
+            async with background_worker():
+                events += [event async for event in stream]  # until the server ends it
+    statuses = [event.data["status"] for event in events if event.event == "status"]
     assert statuses[0] == "queued"
     assert statuses[-1] == "succeeded"
     assert "in_progress" in statuses
-    progress = [data for event, data in events if event == "progress"]
+    progress = [event.data for event in events if event.event == "progress"]
     assert {"id": job["id"], "current": 1, "total": 2, "message": None} in progress
-    assert events[-1][1]["result"] == {"slept_s": 2.2, "tag": None} or events[-1][1]["result"] == {
-        "slept_s": 2.2
-    }
+    assert events[-1].data["result"] in ({"slept_s": 2.2, "tag": None}, {"slept_s": 2.2})
 
 
 async def test_a_finished_job_streams_its_end_at_once(http: httpx.AsyncClient, run_jobs: Any) -> None:
