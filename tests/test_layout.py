@@ -89,3 +89,11 @@ def test_no_python_module_holds_lua_or_names_a_redis_key_prefix_of_its_own() -> 
             ):
                 spelled.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
     assert spelled == []
+
+
+def test_every_lua_script_has_a_test_file_of_its_own() -> None:
+    """``jobs/engine/lua/<name>.lua`` is run on its own by ``tests/engine/lua/test_<name>.py``."""
+    scripts = sorted(path.stem for path in (ROOT / "jobs" / "engine" / "lua").glob("*.lua"))
+    tests = ROOT / "tests" / "engine" / "lua"
+    assert scripts
+    assert [name for name in scripts if not (tests / f"test_{name}.py").is_file()] == []
