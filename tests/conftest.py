@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 import worker_settings
 from jobs import registry
+from jobs.definition import RetryPolicy
 from jobs.engine.connection import open_pool, redis_settings_from_url
 from jobs.engine.runner import arq_function
 from service.api.app import create_app
@@ -184,3 +185,14 @@ async def hook_server() -> AsyncIterator[HookServer]:
         hooks.released.set()
         server.close()
         await server.wait_closed()
+
+
+@pytest.fixture
+def longest_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each retry waits the longest its policy allows: full jitter may draw a wait so short that it is over
+    before a test reads the job waiting for it."""
+
+    def longest(policy: RetryPolicy, attempt: int) -> float:
+        return min(policy.cap_s, policy.base_s * 2 ** (attempt - 1))
+
+    monkeypatch.setattr(RetryPolicy, "delay_s", longest)

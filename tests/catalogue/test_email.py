@@ -217,7 +217,11 @@ async def test_partly_refused_recipients_are_reported_in_the_result(
 
 
 async def test_temporary_refusal_is_retried_with_the_same_message_id(
-    http: httpx.AsyncClient, run_jobs: Any, redis: ArqRedis, smtp_server: SmtpServer
+    http: httpx.AsyncClient,
+    run_jobs: Any,
+    redis: ArqRedis,
+    smtp_server: SmtpServer,
+    longest_backoff: None,
 ) -> None:
     smtp_server.data_replies.append("451 4.3.0 Try again later")
     job_id = await submit(http, {"to": ["bob@example.com"], "subject": "s", "body": "b"})
@@ -242,7 +246,11 @@ async def test_temporary_refusal_is_retried_with_the_same_message_id(
 
 
 async def test_unreachable_server_is_retried_until_attempts_run_out(
-    http: httpx.AsyncClient, run_jobs: Any, redis: ArqRedis, smtp_server: SmtpServer
+    http: httpx.AsyncClient,
+    run_jobs: Any,
+    redis: ArqRedis,
+    smtp_server: SmtpServer,
+    longest_backoff: None,
 ) -> None:
     smtp_server.stop()  # its port is now closed: connections are refused
     job_id = await submit(http, {"to": ["bob@example.com"], "subject": "s", "body": "b"}, max_attempts=2)

@@ -91,7 +91,12 @@ async def test_client_error_or_redirect_fails_after_one_attempt(
 
 @pytest.mark.parametrize("status", [503, 429])
 async def test_server_error_is_retried_and_succeeds_on_the_second_attempt(
-    http: httpx.AsyncClient, run_jobs: Any, redis: ArqRedis, hook_server: HookServer, status: int
+    http: httpx.AsyncClient,
+    run_jobs: Any,
+    redis: ArqRedis,
+    hook_server: HookServer,
+    status: int,
+    longest_backoff: None,
 ) -> None:
     hook_server.statuses.append(status)
     job_id = await submit(http, {"url": hook_server.url, "payload": {"event": "paid"}})

@@ -128,7 +128,7 @@ async def test_the_last_attempt_fails_the_job_for_good(
 
 
 async def test_while_it_waits_for_a_retry_a_job_shows_its_attempts_last_error_and_when(
-    http: httpx.AsyncClient, run_jobs: Any, redis: ArqRedis
+    http: httpx.AsyncClient, run_jobs: Any, redis: ArqRedis, longest_backoff: None
 ) -> None:
     job = await submit(http, "diag.fail", {"times": 1}, backoff={"base_s": 30, "cap_s": 30})
     await run_jobs(max_burst_jobs=1)
