@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 from arq import ArqRedis
 
 from jobs.engine import keys
-from tests.conftest import ADMIN_KEY, auth
+from tests.conftest import auth
 from tests.helpers import Sse, read_sse, submit
 
 
@@ -37,12 +35,6 @@ async def collect(
             if until(event) or len(got) >= limit:
                 break
     return got
-
-
-@pytest.fixture
-async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_url, headers=auth(ADMIN_KEY), timeout=30) as http:
-        yield http
 
 
 def ended(job_id: str) -> Any:

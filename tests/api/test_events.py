@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ADMIN_KEY, auth
+from tests.conftest import auth
 from tests.helpers import read_sse, submit
 
 
@@ -23,17 +23,16 @@ def parse_events(text: str) -> list[tuple[str, Any]]:
 
 
 async def test_the_stream_shows_each_status_and_the_progress_then_ends(
-    api_url: str, background_worker: Any
+    client: httpx.AsyncClient, background_worker: Any
 ) -> None:
-    async with httpx.AsyncClient(base_url=api_url, headers=auth(ADMIN_KEY), timeout=30) as client:
-        job = await submit(client, "diag.sleep", {"seconds": 2.2})
-        async with asyncio.timeout(30), client.stream("GET", f"/v1/jobs/{job['id']}/events") as response:
-            assert response.status_code == 200
-            assert response.headers["content-type"].startswith("text/event-stream")
-            stream = read_sse(response)
-            events = [await anext(stream)]  # the job as the stream opens it, before any worker runs
-            async with background_worker():
-                events += [event async for event in stream]  # until the server ends it
+    job = await submit(client, "diag.sleep", {"seconds": 2.2})
+    async with asyncio.timeout(30), client.stream("GET", f"/v1/jobs/{job['id']}/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        stream = read_sse(response)
+        events = [await anext(stream)]  # the job as the stream opens it, before any worker runs
+        async with background_worker():
+            events += [event async for event in stream]  # until the server ends it
     statuses = [event.data["status"] for event in events if event.event == "status"]
     assert statuses[0] == "queued"
     assert statuses[-1] == "succeeded"
