@@ -72,6 +72,24 @@ def test_the_depth_scenario_measures_every_figure_at_both_depths(tmp_path: Path)
     assert "| evalsha |" in run.stdout
 
 
+def test_the_memory_census_splits_what_one_more_job_adds_by_key(tmp_path: Path) -> None:
+    out = tmp_path / "memory.json"
+    run = run_bench("memory", "--jobs", "2000", "--json", str(out), timeout_s=120)
+    measured = json.loads(out.read_text())
+    assert measured["jobs"] == 1000
+    assert all(value > 0 for value in measured["figures"].values()), measured["figures"]
+    # each job of the second half: its ARQ record and meta while queued; its result and meta once ended
+    queued, kept = measured["queued"], measured["kept"]
+    assert queued["arq:job:<id>"]["keys"] == queued["jobsvc:job:<id>"]["keys"] == 1000, queued
+    assert kept["arq:result:<id>"]["keys"] == kept["jobsvc:job:<id>"]["keys"] == 1000, kept
+    # an ended job keeps no ARQ record and no place in line, and stays listed
+    assert "arq:job:<id>" not in kept, kept
+    assert "jobsvc:ready:default" not in kept, kept
+    assert queued["jobsvc:ready:default"]["bytes"] > 0, queued
+    assert kept["jobsvc:index:t:default"]["bytes"] > 0, kept
+    assert "what the second half added a job" in run.stdout, run.stdout
+
+
 def test_the_api_cost_counts_cpu_and_python_calls_of_every_request(tmp_path: Path) -> None:
     out = tmp_path / "api_cost.json"
     run = run_bench("api_cost", "--requests", "100", "--rounds", "1", "--json", str(out), timeout_s=120)
