@@ -95,7 +95,7 @@ def new_job(
     )
 
 
-#: a tenant's storage budget unless set otherwise: at most about 5.3 GB of Redis with the indexes and
+#: a tenant's storage budget unless set otherwise: at most about 3.7 GB of Redis with the indexes and
 #: meta around the records (docs/SCALING.md), so that no one tenant fills a 16 GB primary
 DEFAULT_MAX_KEPT_JOBS = 2_000_000
 DEFAULT_MAX_KEPT_BYTES = 1024 * 1024 * 1024
