@@ -116,6 +116,7 @@ HOT_PATH: Final[FunctionLibrary] = _LOADER.library(
 SUBMIT_MANY: Final = SCRIPTS["submit_many"]
 RESERVE_QUOTA: Final = SCRIPTS["reserve_quota"]
 READ_KEPT: Final = SCRIPTS["read_kept"]
+READ_JOBS: Final = SCRIPTS["read_jobs"]
 ADD_TALLY: Final = SCRIPTS["add_tally"]
 CHECK_PARENTS: Final = SCRIPTS["check_parents"]
 SCHEDULE_TICK: Final = SCRIPTS["schedule_tick"]
