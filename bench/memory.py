@@ -94,31 +94,34 @@ class Measured:
     kept: Census  # what it added, ended and kept
 
 
-async def _enqueue(system: System, counter: CountingRedis, jobs: int) -> tuple[list[str], int, Census]:
-    """Jobs enqueued with no worker running: their ids, ``used_memory`` and the census once they are in."""
-    ids = await system.enqueue_many("noop", jobs)
-    return ids, await used_memory(counter), await census(counter)
-
-
-async def _run(
-    system: System, stack: Stack, url: str, counter: CountingRedis, ids: list[str]
-) -> tuple[int, Census]:
+async def _run(system: System, stack: Stack, url: str, counter: CountingRedis, ids: list[str]) -> None:
     """A worker runs every job and stops (SIGTERM: it ends its runs and writes its tally on the way out;
-    its own keys stay, as a stopped worker's do): ``used_memory`` and the census then."""
+    its own keys stay, as a stopped worker's do)."""
     worker = stack.spawn(system.worker_args(), system.worker_env(url), "jobsvc-memory-worker")
     await until_done(system, counter, ids, timeout_s=600)
-    stack.stop([worker])
-    return await used_memory(counter), await census(counter)
+    await asyncio.to_thread(stack.stop, [worker])
+
+
+async def _read(counter: CountingRedis) -> tuple[int, Census]:
+    """The census, then ``used_memory``: read after the census's own replies, so that the buffers it
+    grows weigh the same in every reading compared."""
+    found = await census(counter)
+    return await used_memory(counter), found
 
 
 async def measure(system: System, stack: Stack, jobs: int) -> Measured:
+    """Each half enqueued with no worker running, then run by one; memory read between the steps."""
     half = jobs // 2
     async with connected(stack, system) as (url, counter):
         empty = await used_memory(counter)
-        first, queued_first, _ = await _enqueue(system, counter, half)
-        kept_first, kept_first_census = await _run(system, stack, url, counter, first)
-        second, queued_second, queued_census = await _enqueue(system, counter, half)
-        kept_all, kept_census = await _run(system, stack, url, counter, second)
+        first = await system.enqueue_many("noop", half)
+        queued_first = await used_memory(counter)
+        await _run(system, stack, url, counter, first)
+        kept_first, kept_first_census = await _read(counter)
+        second = await system.enqueue_many("noop", half)
+        queued_second, queued_census = await _read(counter)
+        await _run(system, stack, url, counter, second)
+        kept_all, kept_census = await _read(counter)
     figures = {
         "bytes per queued job (the first half, as the suite)": (queued_first - empty) / half,
         "bytes per kept job (all jobs)": (kept_all - empty) / (2 * half),
