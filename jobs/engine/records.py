@@ -180,7 +180,9 @@ async def read_snapshots(
         return []
     read_jobs = redis.register_script(scripts.READ_JOBS)
     chunks = [job_ids[start : start + READ_CHUNK] for start in range(0, len(job_ids), READ_CHUNK)]
-    replies = await asyncio.gather(*(read_jobs(args=[tenant or "", *chunk]) for chunk in chunks))
+    calls = [read_jobs(args=[tenant or "", *chunk]) for chunk in chunks]
+    # a single call (a status read, a page) is awaited as it is: a task around it costs a turn of the loop
+    replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
     rows = [
         [_pairs(meta), record, result, locked, attempts, score]
         for reply in replies
